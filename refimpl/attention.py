@@ -1,0 +1,233 @@
+"""Longformer self-attention in NumPy: a sliding window around every token, plus a few global tokens.
+
+Follows Beltagy, Peters & Cohan, "Longformer: The Long-Document Transformer" (2020, arXiv 2004.05150), section 3.1,
+and equals transformers' `LongformerSelfAttention` (models/longformer/modeling_longformer.py) number for number.
+
+Legend, used by every shape comment:
+    B batch   N sequence length   H heads   D head size   C = H*D hidden size
+    W one-sided window = attention_window // 2        G global tokens (the most that any row of the batch has)
+
+Every token is one of three kinds (transformers' merged attention_mask, 0/1/2):
+    PADDING  attends to nothing and is attended by nothing; its output rows are 0
+    LOCAL    attends to the 2W+1 tokens around it (the band) and to every global token
+    GLOBAL   attends to every token, and every token attends to it
+
+The attention of one layer is four passes:
+    pass 1  scores: each query against its 2W+1 band keys and against the G global keys (local projections)
+    pass 2  one softmax over [global columns | band]; a column that is padding, global (it already has its own
+            column), outside the sequence or a filler slot gets probability exactly 0
+    pass 3  context: probabilities times values, band and global columns
+    pass 4  the global tokens' rows: their own projections (query_global, key_global, value_global) attend densely
+            to all N tokens, and the result replaces their rows
+
+Memory is O(N * W): nothing here is N x N. The band is stored as (B, H, N, 2W+1): slot t of query i is key
+i + t - W. That is transformers' layout of `attentions`, with the G global columns in front.
+
+Deliberately different from transformers:
+  - No padding of the sequence to a multiple of the window: the band is defined for any N, so every window works,
+    also ones transformers cannot run (a window that does not divide the padded length).
+  - The band is computed block by block (W queries against the 3W keys they can see) rather than through
+    transformers' chunk-and-diagonalise trick; both give the same numbers up to float32 summation order.
+  - Masked columns get probability exactly 0 and rows of padding and global queries are 0, as in transformers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+PADDING, LOCAL, GLOBAL = 0, 1, 2
+
+# A masked score. transformers adds finfo(float32).min (not -inf) so that a row whose columns are all masked
+# (a padding query) softmaxes to a uniform row instead of NaN; that row is then zeroed. We do the same.
+MASKED = np.finfo(np.float32).min
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which keys a query may see. Shared by the model, the dense oracle's tests and the app's pattern pages.
+# ---------------------------------------------------------------------------------------------------------------
+
+def band_keys(n: int, w: int, dilation: int = 1):
+    """Key position of every band slot, and whether it lies inside the sequence.
+
+    Returns key (N, 2W+1) int64 with key[i, t] = i + dilation * (t - W), and inside (N, 2W+1) bool.
+    The model uses dilation 1; the paper's dilated sliding window (Figure 2c) is dilation > 1.
+    """
+    if w < 1 or dilation < 1:
+        raise ValueError(f"the one-sided window and the dilation must be >= 1, got w={w}, dilation={dilation}")
+    i = np.arange(n)[:, None]  # (N, 1)
+    t = np.arange(2 * w + 1)[None, :]  # (1, 2W+1)
+    key = i + dilation * (t - w)  # (N, 2W+1)
+    return key, (key >= 0) & (key < n)
+
+
+def band_mask(kind, w: int, dilation: int = 1):
+    """(B, N) token kinds -> (B, N, 2W+1) bool: band slot t of query i is a key that i attends to locally.
+
+    A band key must exist, must not be padding, and must not be global (global keys have their own columns).
+    """
+    kind = np.asarray(kind)
+    key, inside = band_keys(kind.shape[1], w, dilation)  # (N, 2W+1) each
+    key_kind = kind[:, np.clip(key, 0, kind.shape[1] - 1)]  # (B, N, 2W+1)
+    return inside[None] & (key_kind == LOCAL)
+
+
+def global_slots(kind):
+    """Where the global tokens are: global_index (B, G) int64 ascending (filler 0), n_global (B,) int64."""
+    kind = np.asarray(kind)
+    is_global = kind == GLOBAL  # (B, N)
+    n_global = is_global.sum(axis=1).astype(np.int64)  # (B,)
+    G = int(n_global.max()) if kind.shape[0] else 0
+    global_index = np.zeros((kind.shape[0], G), dtype=np.int64)  # (B, G)
+    for b in range(kind.shape[0]):
+        global_index[b, : n_global[b]] = np.flatnonzero(is_global[b])
+    return global_index, n_global
+
+
+def softmax(x, axis=-1):
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Passes 1-3: the local attention with its global columns. The kernel every backend re-implements.
+# ---------------------------------------------------------------------------------------------------------------
+
+def band_scores(q, k, w):
+    """Pass 1, band part: scores[b, h, i, t] = q_i . k_(i+t-W); keys outside the sequence score 0 (masked later).
+
+    W queries at a time: the block of queries cW .. cW+W-1 sees keys cW-W .. cW+2W-1, three blocks of keys,
+    so each block is one (W x D) @ (D x 3W) product, from which the band is read off diagonally.
+    """
+    B, H, N, D = q.shape
+    n_blocks = -(-N // w)
+    q = np.pad(q, [(0, 0), (0, 0), (0, n_blocks * w - N), (0, 0)])  # (B, H, n_blocks*W, D)
+    k = np.pad(k, [(0, 0), (0, 0), (w, n_blocks * w - N + w), (0, 0)])  # (B, H, W + n_blocks*W + W, D)
+    # row r of a block is query cW+r; column m of its key block is key cW+m-W; slot t wants key cW+r+t-W: m = r+t
+    diagonal = np.arange(w)[:, None] + np.arange(2 * w + 1)[None, :]  # (W, 2W+1)
+    scores = np.empty((B, H, n_blocks * w, 2 * w + 1), dtype=q.dtype)  # (B, H, n_blocks*W, 2W+1)
+    for c in range(n_blocks):
+        q_block = q[:, :, c * w:(c + 1) * w]  # (B, H, W, D)
+        k_block = k[:, :, c * w:(c + 3) * w]  # (B, H, 3W, D)
+        block = q_block @ k_block.swapaxes(-1, -2)  # (B, H, W, 3W)
+        scores[:, :, c * w:(c + 1) * w] = np.take_along_axis(block, diagonal[None, None], axis=-1)
+    return scores[:, :, :N]  # (B, H, N, 2W+1)
+
+
+def band_context(probs, v, w):
+    """Pass 3, band part: context[b, h, i] = sum_t probs[b, h, i, t] * v_(i+t-W). The transpose of band_scores."""
+    B, H, N, D = v.shape
+    n_blocks = -(-N // w)
+    probs = np.pad(probs, [(0, 0), (0, 0), (0, n_blocks * w - N), (0, 0)])  # (B, H, n_blocks*W, 2W+1)
+    v = np.pad(v, [(0, 0), (0, 0), (w, n_blocks * w - N + w), (0, 0)])  # (B, H, W + n_blocks*W + W, D)
+    diagonal = np.arange(w)[:, None] + np.arange(2 * w + 1)[None, :]  # (W, 2W+1)
+    context = np.empty((B, H, n_blocks * w, D), dtype=v.dtype)  # (B, H, n_blocks*W, D)
+    for c in range(n_blocks):
+        block = np.zeros((B, H, w, 3 * w), dtype=probs.dtype)  # (B, H, W, 3W)
+        np.put_along_axis(block, diagonal[None, None], probs[:, :, c * w:(c + 1) * w], axis=-1)
+        context[:, :, c * w:(c + 1) * w] = block @ v[:, :, c * w:(c + 3) * w]  # (B, H, W, D)
+    return context[:, :, :N]  # (B, H, N, D)
+
+
+def gather_tokens(x, index):
+    """x (B, H, N, D), index (B, G) -> (B, H, G, D): the rows of the given tokens."""
+    return np.take_along_axis(x, index[:, None, :, None], axis=2)
+
+
+def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_attentions=False):
+    """Passes 1-3 of the local attention. The contract every backend meets (see refimpl/backends.py).
+
+    q, k, v (B, H, N, D) float32 with q already scaled by 1/sqrt(D); kind (B, N); global_index (B, G);
+    n_global (B,); w the one-sided window. Returns context (B, H, N, D) and, when asked, the probabilities
+    (B, H, N, G + 2W + 1): the G global columns first, then the band.
+    """
+    B, H, N, D = q.shape
+    G = global_index.shape[1]
+    slot_used = np.arange(G)[None, :] < n_global[:, None]  # (B, G)
+
+    # pass 1: scores against the band and against the global keys (the *local* key projection, as transformers)
+    k_global = gather_tokens(k, global_index)  # (B, H, G, D)
+    scores = np.concatenate([
+        q @ k_global.swapaxes(-1, -2),  # (B, H, N, G)
+        band_scores(q, k, w),  # (B, H, N, 2W+1)
+    ], axis=-1)  # (B, H, N, G+2W+1)
+
+    # pass 2: softmax over the columns each query may see
+    visible = np.concatenate([
+        np.broadcast_to(slot_used[:, None, :], (B, N, G)),  # (B, N, G)
+        band_mask(kind, w),  # (B, N, 2W+1)
+    ], axis=-1)[:, None]  # (B, 1, N, G+2W+1)
+    probs = softmax(np.where(visible, scores, MASKED))  # (B, H, N, G+2W+1)
+    is_local_query = (np.asarray(kind) == LOCAL)[:, None, :, None]  # (B, 1, N, 1)
+    probs = np.where(is_local_query, probs, np.float32(0))  # padding rows and global rows are 0
+
+    # pass 3: weighted sum of the values, global columns and band
+    v_global = gather_tokens(v, global_index)  # (B, H, G, D)
+    context = probs[..., :G] @ v_global + band_context(probs[..., G:], v, w)  # (B, H, N, D)
+    return context, (probs if output_attentions else None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The layer: projections, passes 1-3 through the backend, pass 4, written once against the backend's array module.
+# ---------------------------------------------------------------------------------------------------------------
+
+class LongformerSelfAttention:
+    """One layer's self-attention. Weights are PyTorch-layout (out, in) arrays on the backend's device."""
+
+    def __init__(self, params: dict, config, layer: int, backend):
+        self.backend = backend
+        self.H, self.D = config.num_attention_heads, config.head_size
+        self.w = config.window(layer) // 2  # W, one side
+        for name in ("query", "key", "value", "query_global", "key_global", "value_global"):
+            setattr(self, name, (params[f"{name}.weight"], params[f"{name}.bias"]))
+
+    def heads(self, x):
+        """(B, N, C) -> (B, H, N, D), contiguous (the kernels want it so)."""
+        xp = self.backend.xp
+        B, N, _ = x.shape
+        return xp.ascontiguousarray(x.reshape(B, N, self.H, self.D).transpose(0, 2, 1, 3))
+
+    def project(self, x, weight_bias):
+        weight, bias = weight_bias
+        return self.heads(x @ weight.T + bias)  # (B, H, N, D)
+
+    def __call__(self, hidden, kind, global_index, n_global, output_attentions=False):
+        """hidden (B, N, C); kind (B, N) and global_index (B, G), n_global (B,) on the backend's device.
+
+        Returns context (B, N, C), local probabilities (B, H, N, G+2W+1) or None, global probabilities
+        (B, H, N, G) or None (None also when no row has a global token).
+        """
+        xp, H, D = self.backend.xp, self.H, self.D
+        B, N, C = hidden.shape
+        G = global_index.shape[1]
+        scale = np.float32(1.0 / math.sqrt(D))
+
+        q = self.project(hidden, self.query) * scale  # (B, H, N, D)
+        k = self.project(hidden, self.key)  # (B, H, N, D)
+        v = self.project(hidden, self.value)  # (B, H, N, D)
+        context, probs = self.backend.sliding_window_attention(
+            q, k, v, kind, global_index, n_global, self.w, output_attentions)  # (B, H, N, D), (B, H, N, G+2W+1)
+
+        global_probs = None
+        if G > 0:
+            # pass 4: each global token attends to all N tokens with its own projections
+            slot_used = xp.arange(G)[None, :] < n_global[:, None]  # (B, G)
+            hidden_global = xp.take_along_axis(hidden, global_index[:, :, None], axis=1)  # (B, G, C)
+            q_g = self.project(hidden_global, self.query_global) * scale  # (B, H, G, D)
+            k_g = self.project(hidden, self.key_global)  # (B, H, N, D)
+            v_g = self.project(hidden, self.value_global)  # (B, H, N, D)
+            scores_g = q_g @ k_g.swapaxes(-1, -2)  # (B, H, G, N)
+            scores_g = xp.where((kind == PADDING)[:, None, None, :], MASKED, scores_g)
+            probs_g = xp.exp(scores_g - scores_g.max(axis=-1, keepdims=True))
+            probs_g = probs_g / probs_g.sum(axis=-1, keepdims=True)  # (B, H, G, N)
+            probs_g = xp.where(slot_used[:, None, :, None], probs_g, np.float32(0))  # filler slots are 0
+            context_g = probs_g @ v_g  # (B, H, G, D)
+            # overwrite the global tokens' rows with their global context
+            b, s = xp.nonzero(slot_used)  # used slots, as (row, slot) pairs
+            context[b, :, global_index[b, s]] = context_g[b, :, s]  # (used slots, H, D)
+            global_probs = probs_g.swapaxes(-1, -2)  # (B, H, N, G), transformers' layout
+
+        context = context.transpose(0, 2, 1, 3).reshape(B, N, C)  # (B, N, C)
+        return context, probs, global_probs
