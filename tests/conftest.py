@@ -1,0 +1,71 @@
+"""Shared test helpers: checkpoints that transformers itself saved, from randomly initialised models.
+
+Tolerances are stated once, here (float32): hidden states and logits within 2e-5 absolute plus 1e-4 relative,
+attention probabilities within 2e-6.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+HIDDEN_ATOL, HIDDEN_RTOL = 2e-5, 1e-4
+PROBS_ATOL = 2e-6
+
+# A small Longformer: 3 layers with per-layer windows, 4 heads of size 8, room for 120 tokens.
+SMALL = dict(vocab_size=97, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+             max_position_embeddings=124, attention_window=[4, 8, 8], pad_token_id=1, bos_token_id=0,
+             eos_token_id=2, sep_token_id=2, layer_norm_eps=1e-5, type_vocab_size=2)
+
+
+def save_transformers_checkpoint(directory, class_name="LongformerModel", seed=0, **overrides):
+    """Save a randomly initialised transformers Longformer (class `class_name`) to `directory`; return the model."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.LongformerConfig(**{**SMALL, **overrides})
+    model = getattr(transformers, class_name)(config).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save_pretrained(directory)
+    return model
+
+
+@pytest.fixture(scope="session")
+def checkpoint_factory(tmp_path_factory):
+    """checkpoint_factory(class_name, **config) -> (directory, transformers model), cached per arguments."""
+    cache = {}
+
+    def make(class_name="LongformerModel", seed=0, **overrides):
+        key = (class_name, seed, tuple(sorted((k, str(v)) for k, v in overrides.items())))
+        if key not in cache:
+            directory = tmp_path_factory.mktemp(class_name)
+            cache[key] = (directory, save_transformers_checkpoint(directory, class_name, seed, **overrides))
+        return cache[key]
+
+    return make
+
+
+def assert_close(actual, expected, atol=HIDDEN_ATOL, rtol=HIDDEN_RTOL, what=""):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert np.isfinite(actual).all(), f"{what}: non-finite values"
+    np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol, err_msg=what)
+
+
+def random_inputs(rng, batch, length, vocab_size=97, pad_token_id=1, pad_rows=(), n_global=()):
+    """ids, attention_mask, global_attention_mask with ragged padding (pad_rows: row -> padded length)
+    and ragged global tokens (n_global: row -> number of global tokens)."""
+    ids = rng.integers(3, vocab_size, size=(batch, length))
+    mask = np.ones((batch, length), np.int64)
+    for row, keep in dict(pad_rows).items():
+        ids[row, keep:] = pad_token_id
+        mask[row, keep:] = 0
+    glob = np.zeros((batch, length), np.int64)
+    for row, count in dict(n_global).items():
+        valid = np.flatnonzero(mask[row])
+        glob[row, rng.choice(valid, size=count, replace=False)] = 1
+    return ids, mask, glob
