@@ -128,10 +128,10 @@ def match_keys(tensors: dict, expected: dict[str, tuple[int, ...]], optional=(),
     if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise ValueError(f"the checkpoint is missing {len(missing)} weight(s) this model needs: {shown}")
-    for name, array in found.items():
-        if tuple(array.shape) != tuple(expected[name]):
-            raise ValueError(f"weight {name!r} has shape {tuple(array.shape)} in the checkpoint but the config "
-                             f"asks for {tuple(expected[name])}")
+    for name, shape in expected.items():  # the first mismatch in the model's order
+        if name in found and tuple(found[name].shape) != tuple(shape):
+            raise ValueError(f"weight {name!r} has shape {tuple(found[name].shape)} in the checkpoint but the "
+                             f"config asks for {tuple(shape)}")
     if unexpected:
         warnings.warn(f"{len(unexpected)} checkpoint weight(s) unused by this model: {', '.join(unexpected[:8])}",
                       stacklevel=3)
