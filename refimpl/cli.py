@@ -24,17 +24,18 @@ SUBCOMMANDS = {
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="longformer-lab", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
+    # import only the chosen subcommand's module: `convert` must not need the app's or the benchmark's packages
+    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
+    module = None
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
-        add(p)
-        modules[name] = module
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            (getattr(module, f"add_{name}_arguments", None) or module.add_arguments)(p)
     args = parser.parse_args(argv)
-    module = modules[args.command]
     run = getattr(module, f"run_{args.command}", None) or module.run
     try:
         return int(run(args) or 0)

@@ -1,0 +1,424 @@
+"""BERT or RoBERTa checkpoint -> Longformer checkpoint, as Beltagy, Peters & Cohan (2020, arXiv 2004.05150, section 5
+and their `convert_model_to_long.ipynb`) built longformer-base-4096 from roberta-base.
+
+    longformer-lab convert SRC DST [--attention-window W] [--max-positions N]
+
+What the conversion does, step by step (`convert` follows these numbers):
+  1. Read the source: config.json (model_type "bert" or "roberta"), model.safetensors (or shards, or a
+     pytorch_model.bin where torch is installed), and the tokenizer files' special tokens.
+  2. Write the Longformer config: the same sizes, activation, layer_norm_eps, token types and special token ids,
+     a position table for `max_positions` tokens, and the attention window.
+  3. The position table. Longformer counts positions as RoBERTa does: the token at index p (padding excluded)
+     reads row pad_token_id + 1 + p. A RoBERTa source already does this (its 512 learned positions sit in rows
+     2..513 after <pad> = 1); a BERT source reads row p, so its rows move up by pad_token_id + 1. The learned rows
+     are then repeated until the longer table is full (the paper copies them rather than initialising at random:
+     the local attention keeps working at every position). The first pad_token_id + 1 rows are never read by a real
+     token (only padding reads row pad_token_id); they keep the source's first rows.
+  4. Every layer: the query/key/value projections are copied twice, into the local projections and into the
+     global ones (query_global, key_global, value_global), which the paper also initialises from them. Everything
+     else is copied unchanged, through one explicit table from source names to Longformer names.
+  5. Write model.safetensors (names as transformers' LongformerModel saves them, no prefix), config.json, and the
+     tokenizer files, with the tokenizer's maximum length set to `max_positions`.
+
+The result loads in `refimpl.LongformerModel.from_pretrained` and in transformers' `LongformerModel.from_pretrained`.
+With a window at least twice the input length and no global tokens it computes what the source model computes
+(tests/test_convert.py checks this on all-MiniLM-L6-v2's real weights).
+
+Deliberately different from the paper's notebook: rows 0..pad_token_id of the new table are copied instead of left
+uninitialised, and the task heads of the source (lm_head, cls, classifier) are not carried over; the summary lists
+them. The library does not print; `run` (the CLI) prints the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from refimpl import checkpoint
+from refimpl.config import SUPPORTED_ACTIVATIONS, LongformerConfig
+
+SUPPORTED_MODEL_TYPES = ("bert", "roberta")
+
+# transformers' defaults for the config.json keys a source may leave out (BertConfig / RobertaConfig)
+SOURCE_DEFAULTS = {
+    "bert": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, hidden_act="gelu", max_position_embeddings=512, type_vocab_size=2,
+                 layer_norm_eps=1e-12, pad_token_id=0, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                 initializer_range=0.02),
+    "roberta": dict(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                    intermediate_size=3072, hidden_act="gelu", max_position_embeddings=512, type_vocab_size=2,
+                    layer_norm_eps=1e-12, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                    hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.02),
+}
+# the sequence-start and separator tokens when the tokenizer files do not name them
+DEFAULT_SPECIAL_TOKENS = {"bert": ("[CLS]", "[SEP]"), "roberta": ("<s>", "</s>")}
+# the tokenizer class AutoTokenizer must build; without it, it would follow config.json's model_type (longformer)
+TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer"}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.txt", "vocab.json", "merges.txt")
+
+
+@dataclass
+class ConversionSummary:
+    """What `convert` did, for the CLI to print and for tests to check."""
+
+    source: str
+    destination: str
+    source_type: str  # "bert" | "roberta"
+    num_layers: int
+    hidden_size: int
+    source_positions: int  # tokens the source's position table holds (512)
+    positions: int  # tokens the new table holds (max_positions, e.g. 4096)
+    max_position_embeddings: int  # rows of the new table: positions + pad_token_id + 1
+    attention_window: int | list[int]
+    pad_token_id: int
+    bos_token_id: int
+    eos_token_id: int
+    sep_token_id: int
+    copied: int  # source tensors copied (position table included)
+    global_projections: int  # tensors written into query_global / key_global / value_global
+    not_copied: list[str] = field(default_factory=list)  # source tensors with no place in a LongformerModel
+    files: list[str] = field(default_factory=list)  # file names written in `destination`
+    notes: list[str] = field(default_factory=list)  # anything a user should know (missing tokenizer, ...)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The name table
+# ---------------------------------------------------------------------------------------------------------------
+
+def name_table(num_layers: int) -> dict[str, list[str]]:
+    """Source name (BERT and RoBERTa share them, without the `bert.` / `roberta.` prefix) -> Longformer names.
+
+    The position table is not in this table: it is rebuilt (step 3), not copied.
+    """
+    table = {name: [name] for name in ("embeddings.word_embeddings.weight",
+                                        "embeddings.token_type_embeddings.weight",
+                                        "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias")}
+    for i in range(num_layers):
+        p = f"encoder.layer.{i}."
+        for proj in ("query", "key", "value"):
+            for t in ("weight", "bias"):
+                # the global projections start as copies of the local ones (paper, section 3.1 and 5)
+                table[f"{p}attention.self.{proj}.{t}"] = [f"{p}attention.self.{proj}.{t}",
+                                                          f"{p}attention.self.{proj}_global.{t}"]
+        for name in ("attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense",
+                     "output.LayerNorm"):
+            for t in ("weight", "bias"):
+                table[f"{p}{name}.{t}"] = [f"{p}{name}.{t}"]
+    return table
+
+
+POSITIONS = "embeddings.position_embeddings.weight"
+POOLER = ("pooler.dense.weight", "pooler.dense.bias")  # copied when the source has them
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------------------------
+
+def read_source_config(src: str) -> tuple[str, dict]:
+    """(model_type, config with transformers' defaults filled in) of the checkpoint folder `src`; step 1."""
+    if not os.path.exists(src):
+        raise ValueError(f"source {src!r} does not exist; pass a BERT or RoBERTa checkpoint folder "
+                         "(config.json, model.safetensors and the tokenizer files)")
+    if not os.path.isdir(src):
+        raise ValueError(f"source {src!r} is a file, not a folder; pass the checkpoint folder that holds config.json "
+                         "and model.safetensors")
+    path = os.path.join(src, "config.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"source {src!r} has no config.json, so its model type is unknown; a checkpoint folder "
+                         "holds config.json, model.safetensors and the tokenizer files")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    model_type = config.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        hint = (" It is already a Longformer checkpoint: load it directly." if model_type == "longformer" else "")
+        raise ValueError(f"{src!r} holds a {model_type!r} model (config.json model_type); convert supports "
+                         f"{' and '.join(SUPPORTED_MODEL_TYPES)} only.{hint}")
+    config = {**SOURCE_DEFAULTS[model_type], **{k: v for k, v in config.items() if v is not None}}
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"{src!r} uses position_embedding_type {config['position_embedding_type']!r}; Longformer "
+                         "has absolute position embeddings only")
+    if config.get("is_decoder"):
+        raise ValueError(f"{src!r} is a decoder (is_decoder: true, causal attention); Longformer is an encoder")
+    if config["hidden_act"] not in SUPPORTED_ACTIVATIONS:
+        raise ValueError(f"{src!r} uses hidden_act {config['hidden_act']!r}, which Longformer here does not "
+                         f"support; supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
+    return model_type, config
+
+
+def read_special_token_ids(src: str, model_type: str) -> tuple[dict[str, int], list[str]]:
+    """{"cls": id, "sep": id, "pad": id} as far as the tokenizer files of `src` give them, and notes."""
+    def load(name):
+        path = os.path.join(src, name)
+        if not os.path.isfile(path):
+            return {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+    def text(value):  # a special token as the files write it: a string, or {"content": ...}
+        return value.get("content") if isinstance(value, dict) else value
+
+    named = {**load("tokenizer_config.json"), **load("special_tokens_map.json")}
+    cls_default, sep_default = DEFAULT_SPECIAL_TOKENS[model_type]
+    tokens = {"cls": text(named.get("cls_token")) or cls_default, "sep": text(named.get("sep_token")) or sep_default}
+    if named.get("pad_token"):
+        tokens["pad"] = text(named["pad_token"])
+
+    vocab = {}
+    if os.path.isfile(os.path.join(src, "tokenizer.json")):
+        from tokenizers import Tokenizer
+
+        try:
+            tok = Tokenizer.from_file(os.path.join(src, "tokenizer.json"))
+        except Exception as e:  # tokenizers raises a bare Exception for a file it cannot parse
+            raise ValueError(f"cannot read {os.path.join(src, 'tokenizer.json')}: {e}") from None
+        vocab = {t: tok.token_to_id(t) for t in tokens.values() if tok.token_to_id(t) is not None}
+    elif os.path.isfile(os.path.join(src, "vocab.json")):
+        vocab = load("vocab.json")
+    elif os.path.isfile(os.path.join(src, "vocab.txt")):
+        with open(os.path.join(src, "vocab.txt"), encoding="utf-8") as f:
+            vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+    else:
+        return {}, ["no vocabulary in the source (tokenizer.json, vocab.json or vocab.txt): the special token ids "
+                    "come from config.json or Longformer's defaults"]
+    ids = {role: int(vocab[t]) for role, t in tokens.items() if t in vocab}
+    notes = [f"the tokenizer has no {tokens[role]!r} ({role} token)" for role in tokens if role not in ids]
+    return ids, notes
+
+
+def position_table(source: np.ndarray, source_offset: int, offset: int, positions: int) -> np.ndarray:
+    """Step 3: the new (offset + positions, C) table from the source's.
+
+    Row offset + p holds source row source_offset + (p mod P), P the source's learned positions: the learned rows,
+    repeated. Rows below `offset` (only padding reads them) are the source's first rows.
+    """
+    learned = source[source_offset:]  # (P, C): what position p = 0, 1, ... reads in the source
+    P = learned.shape[0]
+    if P < 1:
+        raise ValueError(f"the source position table has {source.shape[0]} rows, none after the offset {source_offset}")
+    if offset > source.shape[0]:
+        raise ValueError(f"the source position table has {source.shape[0]} rows, fewer than the {offset} rows before "
+                         f"the first position (pad_token_id + 1)")
+    table = np.empty((offset + positions, source.shape[1]), np.float32)  # (max_position_embeddings, C)
+    table[:offset] = source[:offset]
+    table[offset:] = np.tile(learned, (-(-positions // P), 1))[:positions]  # (positions, C)
+    return table
+
+
+def _find_prefix(tensors: dict, model_type: str, src: str) -> str:
+    """The prefix the source's encoder names carry: "" (BertModel), "bert." / "roberta." (a model with a head)."""
+    for prefix in ("", f"{model_type}.", "bert.", "roberta."):
+        if f"{prefix}embeddings.word_embeddings.weight" in tensors:
+            return prefix
+    raise ValueError(f"the weights in {src!r} have no embeddings.word_embeddings.weight (with or without a 'bert.' "
+                     f"or 'roberta.' prefix); is it a BERT or RoBERTa checkpoint? It holds e.g. "
+                     f"{', '.join(list(tensors)[:5])}")
+
+
+def _check_destination(src: str, dst: str, overwrite: bool) -> None:
+    if os.path.exists(dst) and not os.path.isdir(dst):
+        raise ValueError(f"destination {dst!r} is a file; pass a folder to write the Longformer checkpoint into")
+    if os.path.isdir(dst) and os.path.samefile(src, dst):
+        raise ValueError("the destination is the source folder; write the Longformer checkpoint somewhere else")
+    if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
+        raise ValueError(f"destination {dst!r} exists and is not empty; pick a new folder or pass --overwrite")
+
+
+def _copy_tokenizer_files(src: str, dst: str, model_type: str, positions: int) -> list[str]:
+    """Step 5, the tokenizer: copy its files; the maximum length becomes `positions`. Returns the names written."""
+    present = [name for name in TOKENIZER_FILES if os.path.isfile(os.path.join(src, name))]
+    if not present:
+        return []
+    for name in present:
+        shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+    if "tokenizer.json" in present:
+        # a fixed truncation or padding length in the file (all-MiniLM-L6-v2 has 128) is a per-call setting
+        path = os.path.join(dst, "tokenizer.json")
+        with open(path, encoding="utf-8") as f:
+            tokenizer_json = json.load(f)
+        if tokenizer_json.get("truncation") is not None or tokenizer_json.get("padding") is not None:
+            tokenizer_json["truncation"] = tokenizer_json["padding"] = None
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(tokenizer_json, f, ensure_ascii=False, indent=2)
+    path = os.path.join(dst, "tokenizer_config.json")
+    tokenizer_config = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            tokenizer_config = json.load(f)
+    tokenizer_config["model_max_length"] = positions
+    tokenizer_config.setdefault("tokenizer_class", TOKENIZER_CLASS[model_type])
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(tokenizer_config, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+    return sorted(set(present) | {"tokenizer_config.json"})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The conversion
+# ---------------------------------------------------------------------------------------------------------------
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: int | list[int] = 512,
+            max_positions: int = 4096, progress: bool = False, overwrite: bool = False) -> ConversionSummary:
+    """Convert the BERT or RoBERTa checkpoint folder `src` into a Longformer checkpoint folder `dst`.
+
+    attention_window: the full window (both sides), even; one int or one per layer. max_positions: the tokens the
+    new position table holds (4096 in longformer-base-4096). progress: a tqdm bar over the layers, on stderr.
+    overwrite: allow a `dst` that exists and is not empty. Raises ValueError, with the reason, for a source it cannot
+    convert. Returns a ConversionSummary.
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    if isinstance(max_positions, bool) or not isinstance(max_positions, (int, np.integer)) or max_positions < 1:
+        raise ValueError(f"max_positions must be a positive integer (e.g. 4096), got {max_positions!r}")
+    max_positions = int(max_positions)
+
+    # step 1: the source
+    model_type, src_config = read_source_config(src)
+    _check_destination(src, dst, overwrite)
+    special_ids, notes = read_special_token_ids(src, model_type)
+    pad = int(src_config["pad_token_id"])
+    if "pad" in special_ids and special_ids["pad"] != pad:
+        warnings.warn(f"config.json says pad_token_id {pad} but the tokenizer pads with id {special_ids['pad']}; "
+                      f"the converted model counts positions from config.json's {pad}", stacklevel=2)
+
+    # step 2: the Longformer config
+    def token_id(key, role):
+        value = src_config.get(key)
+        return int(value) if value is not None else special_ids.get(role)
+
+    special = {"bos_token_id": token_id("bos_token_id", "cls"), "eos_token_id": token_id("eos_token_id", "sep")}
+    special["sep_token_id"] = token_id("sep_token_id", "sep")
+    if special["sep_token_id"] is None:
+        special["sep_token_id"] = special["eos_token_id"]
+    if None in special.values():
+        notes.append("the start and separator token ids were not found; the config keeps Longformer's defaults")
+    try:
+        config = LongformerConfig(
+            vocab_size=src_config["vocab_size"], hidden_size=src_config["hidden_size"],
+            num_hidden_layers=src_config["num_hidden_layers"], num_attention_heads=src_config["num_attention_heads"],
+            intermediate_size=src_config["intermediate_size"], hidden_act=src_config["hidden_act"],
+            max_position_embeddings=max_positions + pad + 1, type_vocab_size=src_config["type_vocab_size"],
+            layer_norm_eps=src_config["layer_norm_eps"], attention_window=attention_window, pad_token_id=pad,
+            **{k: v for k, v in special.items() if v is not None},
+            hidden_dropout_prob=src_config["hidden_dropout_prob"],
+            attention_probs_dropout_prob=src_config["attention_probs_dropout_prob"],
+            initializer_range=src_config["initializer_range"], extra={"architectures": ["LongformerModel"]})
+    except ValueError as e:
+        raise ValueError(f"cannot build a Longformer config from {src!r} with attention_window={attention_window!r}, "
+                         f"max_positions={max_positions}: {e}") from None
+    target_shapes = checkpoint.encoder_shapes(config, pooler=True)
+
+    # step 3: the position table
+    tensors = checkpoint.read_tensors(src)
+    prefix = _find_prefix(tensors, model_type, src)
+    C = config.hidden_size
+    source_rows = src_config["max_position_embeddings"]
+    source_offset = pad + 1 if model_type == "roberta" else 0  # BERT position p reads row p
+    positions = tensors.get(prefix + POSITIONS)
+    if positions is None:
+        raise ValueError(f"the weights in {src!r} are missing {prefix + POSITIONS}")
+    if positions.shape != (source_rows, C):
+        raise ValueError(f"{prefix + POSITIONS} has shape {positions.shape} but config.json asks for "
+                         f"{(source_rows, C)}")
+    params = {POSITIONS: position_table(positions, source_offset, pad + 1, max_positions)}
+    used = {prefix + POSITIONS}
+
+    # step 4: every other weight, through the table
+    table = name_table(config.num_hidden_layers)
+    missing = [prefix + name for name in table if prefix + name not in tensors]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise ValueError(f"the weights in {src!r} are missing {len(missing)} tensor(s) a Longformer needs: {shown}")
+    pooler_names = [n for n in POOLER if prefix + n in tensors]
+    if len(pooler_names) == 1:
+        raise ValueError(f"the weights in {src!r} hold {prefix + pooler_names[0]} but not the rest of the pooler")
+    table.update({n: [n] for n in pooler_names})
+    if not pooler_names:
+        notes.append("the source has no pooler; the converted model has none either (pooler_output is None)")
+
+    def copy(name):
+        array = tensors[prefix + name]
+        for target in table[name]:
+            if tuple(array.shape) != target_shapes[target]:
+                raise ValueError(f"{prefix + name} has shape {tuple(array.shape)} but {target} needs "
+                                 f"{target_shapes[target]} (from config.json)")
+            params[target] = array
+        used.add(prefix + name)
+
+    from tqdm import tqdm
+
+    names = list(table)
+    layer_names = [[n for n in names if n.startswith(f"encoder.layer.{i}.")] for i in range(config.num_hidden_layers)]
+    for name in names:
+        if not name.startswith("encoder.layer."):
+            copy(name)
+    for group in tqdm(layer_names, desc="converting layers", unit="layer", file=sys.stderr, disable=not progress):
+        for name in group:
+            copy(name)
+
+    not_copied = sorted(k for k in tensors if k not in used and not k.endswith(checkpoint.IGNORED_SUFFIXES))
+
+    # step 5: write
+    os.makedirs(dst, exist_ok=True)
+    checkpoint.save_safetensors(params, dst)
+    config.save_pretrained(dst)
+    tokenizer_files = _copy_tokenizer_files(src, dst, model_type, max_positions)
+    if not tokenizer_files:
+        notes.append("no tokenizer files in the source; the converted folder has no tokenizer")
+
+    return ConversionSummary(
+        source=src, destination=dst, source_type=model_type, num_layers=config.num_hidden_layers,
+        hidden_size=C, source_positions=source_rows - source_offset, positions=max_positions,
+        max_position_embeddings=config.max_position_embeddings, attention_window=config.attention_window,
+        pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
+        sep_token_id=config.sep_token_id, copied=len(used),
+        global_projections=sum(1 for k in params if "_global." in k), not_copied=not_copied,
+        files=sorted([checkpoint.SAFETENSORS, "config.json", *tokenizer_files]), notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CLI: longformer-lab convert SRC DST
+# ---------------------------------------------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.add_argument("src", help="a transformers BERT or RoBERTa checkpoint folder (config.json, "
+                                    "model.safetensors, tokenizer files)")
+    parser.add_argument("dst", help="the folder to write the Longformer checkpoint into (new or empty)")
+    parser.add_argument("--attention-window", type=int, default=512, metavar="W",
+                        help="the full local window, both sides, even (default 512, as longformer-base-4096)")
+    parser.add_argument("--max-positions", type=int, default=4096, metavar="N",
+                        help="tokens the new position table holds; the learned ones are repeated (default 4096)")
+    parser.add_argument("--overwrite", action="store_true", help="write into DST even if it is not empty")
+
+
+def run(args) -> int:
+    s = convert(args.src, args.dst, attention_window=args.attention_window, max_positions=args.max_positions,
+                progress=True, overwrite=args.overwrite)
+    print(f"converted {s.source_type} checkpoint {s.source}")
+    print(f"  layers            {s.num_layers} (hidden size {s.hidden_size})")
+    print(f"  positions         {s.source_positions} -> {s.positions} (table of {s.max_position_embeddings} rows, "
+          f"first position at row {s.pad_token_id + 1})")
+    print(f"  attention window  {s.attention_window}")
+    print(f"  special tokens    pad {s.pad_token_id}, bos {s.bos_token_id}, eos {s.eos_token_id}, sep {s.sep_token_id}")
+    print(f"  copied            {s.copied} tensors; {s.global_projections} global projections from the local ones")
+    if s.not_copied:
+        shown = ", ".join(s.not_copied[:6]) + (f" and {len(s.not_copied) - 6} more" if len(s.not_copied) > 6 else "")
+        print(f"  not copied        {len(s.not_copied)} tensors with no place in LongformerModel: {shown}")
+    for note in s.notes:
+        print(f"  note              {note}")
+    print(f"wrote {s.destination}: {', '.join(s.files)}")
+    return 0
