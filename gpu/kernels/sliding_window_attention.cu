@@ -1,0 +1,286 @@
+// Longformer's local attention (band + global columns), fused FlashAttention-style, float32.
+// Computes: passes 1-3 of refimpl/attention.py in one kernel, with the same pass names. For every local query i of
+//   row b, head h: one softmax over the G global keys (slot order) and the band keys j = i-W..i+W that exist and are
+//   local; context[b,h,i] = sum_j p_ij v_j. The softmax is online (running max and sum), so the (N, G+2W+1) scores
+//   never reach global memory; when asked, a second sweep recomputes the scores and writes the probabilities.
+// Shapes: q, k, v, context (B,H,N,D) float32 (q pre-scaled by 1/sqrt(D)); kind (B,N), global_index (B,G),
+//   n_global (B,) int32; probs (B,H,N,G+2W+1) float32, zero-filled by the launcher (only visible columns are written).
+// Launch: grid (ceil(N/64), B*H), block 128; dynamic shared memory SwaSmem<DMAX>::bytes (26 KB at DMAX 32,
+//   42 KB at 64, 74 KB at 128: above 48 KB the launcher raises the function's limit). DMAX is the head size rounded
+//   up to 32, 64 or 128; D <= DMAX is a runtime argument and the tiles are zero-padded to DMAX.
+// Tiles: a block holds 64 queries of one (b,h) and walks key tiles of 32: the global keys first, then the band
+//   [q0-W, q0+63+W] clipped to [0,N). Each thread owns a 4x4 micro-tile of scores and 4 rows x DMAX/8 columns of
+//   the context accumulator.
+// Versions: v1 (this file) scalar FMAs from shared memory. Compiled for sm_80/sm_90 without register spills; not yet
+//   timed on a GPU. The tensor-core variant is sliding_window_attention_tc.cu.
+
+#define BQ 64         // queries per block
+#define BK 32         // keys per tile
+#define NTHREADS 128  // 16 x 8 threads: ty = tid / 8 owns score rows ty*4..ty*4+3, tx = tid % 8 owns columns tx + 8c
+
+// token kinds, as refimpl/attention.py: transformers' merged attention mask
+#define KIND_PADDING 0
+#define KIND_LOCAL 1
+
+#define NEG_INF __uint_as_float(0xff800000u)  // -inf, the score of a masked column (NVRTC has no <math.h> INFINITY)
+
+// Shared-memory layout, in floats (the int arrays at the end are 4 bytes each too). The +1 on the row strides of
+// Qs, Ks and Ss puts the rows a warp reads at once into different banks. The launcher repeats this arithmetic.
+template <int DMAX>
+struct SwaSmem {
+    static constexpr int q_stride = DMAX + 1;
+    static constexpr int k_stride = DMAX + 1;
+    static constexpr int v_stride = DMAX;
+    static constexpr int s_stride = BK + 1;
+    static constexpr int q_off = 0;                              // Qs[BQ][q_stride]   the block's queries
+    static constexpr int k_off = q_off + BQ * q_stride;          // Ks[BK][k_stride]   one tile of keys
+    static constexpr int v_off = k_off + BK * k_stride;          // Vs[BK][v_stride]   and its values
+    static constexpr int s_off = v_off + BK * v_stride;          // Ss[BQ][s_stride]   scores, then probabilities
+    static constexpr int row_off = s_off + BQ * s_stride;        // row_alpha, row_max, row_sum: [BQ] each
+    static constexpr int int_off = row_off + 3 * BQ;             // row_local[BQ], key_pos[BK], key_ok[BK]
+    static constexpr int bytes = 4 * (int_off + BQ + 2 * BK);
+};
+
+__device__ __forceinline__ unsigned dynamic_smem_bytes() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+    return r;
+}
+
+template <int DMAX>
+__device__ __forceinline__ void swa_f32(
+    const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    const int* __restrict__ kind, const int* __restrict__ global_index, const int* __restrict__ n_global,
+    float* __restrict__ context, float* __restrict__ probs,
+    int H, int N, int D, int G, int W, int write_probs)
+{
+    using L = SwaSmem<DMAX>;
+    extern __shared__ float smem[];
+    float* Qs = smem + L::q_off;
+    float* Ks = smem + L::k_off;
+    float* Vs = smem + L::v_off;
+    float* Ss = smem + L::s_off;
+    float* row_alpha = smem + L::row_off;
+    float* row_max = row_alpha + BQ;
+    float* row_sum = row_max + BQ;
+    int* row_local = reinterpret_cast<int*>(smem + L::int_off);
+    int* key_pos = row_local + BQ;
+    int* key_ok = key_pos + BK;
+
+    const int tid = threadIdx.x;
+    if (tid == 0 && dynamic_smem_bytes() < L::bytes) __trap();  // launched with less shared memory than the layout
+
+    const int q0 = blockIdx.x * BQ;                 // first query of this block
+    const int bh = blockIdx.y;                      // (b, h) flattened
+    const int b = bh / H;
+    const size_t head = (size_t)bh * N * D;         // offset of (b, h) in q, k, v, context
+    const int* kind_b = kind + (size_t)b * N;
+    const int* gidx_b = global_index + (size_t)b * G;
+    const int n_g = min(n_global[b], G);
+    const int P = G + 2 * W + 1;                    // columns of one probs row
+
+    // the queries of this block, zero-padded to BQ rows and DMAX columns
+    for (int e = tid; e < BQ * DMAX; e += NTHREADS) {
+        const int r = e / DMAX, d = e % DMAX, i = q0 + r;
+        Qs[r * L::q_stride + d] = (i < N && d < D) ? q[head + (size_t)i * D + d] : 0.0f;
+    }
+    int my_local = 0;
+    if (tid < BQ) {
+        const int i = q0 + tid;
+        my_local = (i < N && kind_b[i] == KIND_LOCAL);
+        row_local[tid] = my_local;
+    }
+    if (!__syncthreads_or(my_local)) {  // no local query here (padding, global tokens): the rows are 0
+        for (int e = tid; e < BQ * D; e += NTHREADS) {
+            const int i = q0 + e / D;
+            if (i < N) context[head + (size_t)i * D + e % D] = 0.0f;
+        }
+        return;
+    }
+
+    // The keys this block can see: the n_g global keys, then the band of its first and last query.
+    const int band_lo = max(0, q0 - W);
+    const int band_hi = (int)min((long long)N, (long long)q0 + BQ + W);  // exclusive
+    const int n_glob_tiles = (n_g + BK - 1) / BK;
+    const int n_tiles = n_glob_tiles + (band_hi - band_lo + BK - 1) / BK;
+
+    // Tile t holds global slots t*BK.. (t < n_glob_tiles) or band keys band_lo + (t - n_glob_tiles)*BK..: which
+    // keys (key_pos: a position in the sequence; key_ok: the key may be attended at all) and, with them, K (and V)
+    // rows in shared memory; keys that are not ok load as zeros.
+    auto load_tile = [&](bool is_global_tile, int tile_start, bool with_values) {
+        __syncthreads();  // the previous tile is consumed
+        if (tid < BK) {
+            int pos, ok;
+            if (is_global_tile) {
+                const int s = tile_start + tid;  // slot
+                pos = s < n_g ? gidx_b[s] : 0;
+                ok = s < n_g && pos >= 0 && pos < N;
+            } else {
+                pos = tile_start + tid;
+                ok = pos < band_hi && kind_b[pos] == KIND_LOCAL;  // padding and global keys are not band keys
+            }
+            key_pos[tid] = ok ? pos : 0;
+            key_ok[tid] = ok;
+        }
+        __syncthreads();
+        for (int e = tid; e < BK * DMAX; e += NTHREADS) {
+            const int c = e / DMAX, d = e % DMAX;
+            const bool in = key_ok[c] && d < D;
+            const size_t src = head + (size_t)key_pos[c] * D + d;
+            Ks[c * L::k_stride + d] = in ? k[src] : 0.0f;
+            if (with_values) Vs[c * L::v_stride + d] = in ? v[src] : 0.0f;
+        }
+        __syncthreads();
+    };
+
+    const int ty = tid / 8, tx = tid % 8;
+
+    // pass 1: this thread's 4x4 scores q_i . k_j, masked to -inf where query i may not see key j, into Ss
+    auto scores_to_smem = [&](bool is_global_tile) {
+        float s[4][4] = {};
+        #pragma unroll 4
+        for (int d = 0; d < DMAX; ++d) {
+            float qv[4], kv[4];
+            #pragma unroll
+            for (int a = 0; a < 4; ++a) qv[a] = Qs[(ty * 4 + a) * L::q_stride + d];
+            #pragma unroll
+            for (int c = 0; c < 4; ++c) kv[c] = Ks[(tx + 8 * c) * L::k_stride + d];
+            #pragma unroll
+            for (int a = 0; a < 4; ++a)
+                #pragma unroll
+                for (int c = 0; c < 4; ++c) s[a][c] = fmaf(qv[a], kv[c], s[a][c]);
+        }
+        #pragma unroll
+        for (int a = 0; a < 4; ++a) {
+            const int row = ty * 4 + a, i = q0 + row;
+            #pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int col = tx + 8 * c;
+                const bool visible = key_ok[col] && (is_global_tile || abs(i - key_pos[col]) <= W);
+                Ss[row * L::s_stride + col] = visible ? s[a][c] : NEG_INF;
+            }
+        }
+    };
+
+    // The softmax of row sm_row is kept by two threads, each with half of a tile's columns.
+    const int sm_row = tid / 2, sm_half = tid % 2;
+    float m_run = NEG_INF;  // running max of the row's visible scores
+    float l_run = 0.0f;       // running sum of exp(score - m_run)
+
+    float acc[4][DMAX / 8];   // context rows ty*4+a, columns tx + 8c, not yet divided by the sum
+    #pragma unroll
+    for (int a = 0; a < 4; ++a)
+        #pragma unroll
+        for (int c = 0; c < DMAX / 8; ++c) acc[a][c] = 0.0f;
+
+    for (int t = 0; t < n_tiles; ++t) {
+        const bool is_global_tile = t < n_glob_tiles;
+        const int tile_start = is_global_tile ? t * BK : band_lo + (t - n_glob_tiles) * BK;
+        load_tile(is_global_tile, tile_start, true);
+
+        scores_to_smem(is_global_tile);  // pass 1
+        __syncthreads();
+
+        // pass 2: online softmax. New max over this tile, rescale what came before by alpha = exp(m_old - m_new),
+        // replace the scores by p = exp(s - m_new). A masked score (-inf) gives p = 0; a row with nothing visible
+        // yet keeps m = -inf and alpha = 1 (its sum and accumulator are still 0).
+        {
+            float* srow = Ss + sm_row * L::s_stride + sm_half * (BK / 2);
+            float tile_max = NEG_INF;
+            #pragma unroll
+            for (int j = 0; j < BK / 2; ++j) tile_max = fmaxf(tile_max, srow[j]);
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+            const float m_new = fmaxf(m_run, tile_max);
+            const float alpha = (m_new == NEG_INF) ? 1.0f : expf(m_run - m_new);
+            float sum = 0.0f;
+            #pragma unroll
+            for (int j = 0; j < BK / 2; ++j) {
+                const float p = (srow[j] == NEG_INF) ? 0.0f : expf(srow[j] - m_new);
+                srow[j] = p;
+                sum += p;
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            l_run = l_run * alpha + sum;
+            m_run = m_new;
+            if (sm_half == 0) row_alpha[sm_row] = alpha;
+        }
+        __syncthreads();
+
+        // pass 3: acc = acc * alpha + P V over this tile's keys
+        #pragma unroll
+        for (int a = 0; a < 4; ++a) {
+            const float alpha = row_alpha[ty * 4 + a];
+            #pragma unroll
+            for (int c = 0; c < DMAX / 8; ++c) acc[a][c] *= alpha;
+        }
+        #pragma unroll 4
+        for (int j = 0; j < BK; ++j) {
+            float p[4];
+            #pragma unroll
+            for (int a = 0; a < 4; ++a) p[a] = Ss[(ty * 4 + a) * L::s_stride + j];
+            #pragma unroll
+            for (int c = 0; c < DMAX / 8; ++c) {
+                const float vv = Vs[j * L::v_stride + tx + 8 * c];
+                #pragma unroll
+                for (int a = 0; a < 4; ++a) acc[a][c] = fmaf(p[a], vv, acc[a][c]);
+            }
+        }
+    }
+
+    if (sm_half == 0) {
+        row_max[sm_row] = m_run;
+        row_sum[sm_row] = l_run;
+    }
+    __syncthreads();
+
+    // context = acc / sum for local queries; padding and global queries get 0 (the model overwrites global rows).
+    // A local query always sees itself, so its sum is >= 1.
+    #pragma unroll
+    for (int a = 0; a < 4; ++a) {
+        const int row = ty * 4 + a, i = q0 + row;
+        if (i >= N) continue;
+        const float inv = row_local[row] ? 1.0f / row_sum[row] : 0.0f;
+        #pragma unroll
+        for (int c = 0; c < DMAX / 8; ++c) {
+            const int d = tx + 8 * c;
+            if (d < D) context[head + (size_t)i * D + d] = acc[a][c] * inv;
+        }
+    }
+
+    if (!write_probs) return;
+
+    // Second sweep, only for output_attentions: the same tiles, the same pass 1, then p = exp(s - max) / sum with the
+    // final max and sum, written to global slot s -> column s and band key j -> column G + (j - i + W).
+    for (int t = 0; t < n_tiles; ++t) {
+        const bool is_global_tile = t < n_glob_tiles;
+        const int tile_start = is_global_tile ? t * BK : band_lo + (t - n_glob_tiles) * BK;
+        load_tile(is_global_tile, tile_start, false);
+        scores_to_smem(is_global_tile);
+        __syncthreads();
+        for (int e = tid; e < BQ * BK; e += NTHREADS) {  // a warp writes one row's 32 columns: coalesced
+            const int row = e / BK, col = e % BK, i = q0 + row;
+            const float s = Ss[row * L::s_stride + col];
+            if (i >= N || !row_local[row] || s == NEG_INF) continue;
+            const int column = is_global_tile ? tile_start + col : G + (key_pos[col] - i + W);
+            probs[((size_t)bh * N + i) * P + column] = expf(s - row_max[row]) / row_sum[row];
+        }
+    }
+}
+
+// Entry points, one per DMAX. Arguments: q, k, v, kind, global_index, n_global, context, probs (a 1-element dummy
+// unless write_probs), then H, N, D, G, W, write_probs as int32.
+#define SWA_F32_ARGS                                                                                           \
+    const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,                     \
+    const int* __restrict__ kind, const int* __restrict__ global_index, const int* __restrict__ n_global,     \
+    float* __restrict__ context, float* __restrict__ probs, int H, int N, int D, int G, int W, int write_probs
+#define SWA_F32_CALL q, k, v, kind, global_index, n_global, context, probs, H, N, D, G, W, write_probs
+
+extern "C" __global__ void __launch_bounds__(NTHREADS) sliding_window_attention_f32_d32(SWA_F32_ARGS) {
+    swa_f32<32>(SWA_F32_CALL);
+}
+extern "C" __global__ void __launch_bounds__(NTHREADS) sliding_window_attention_f32_d64(SWA_F32_ARGS) {
+    swa_f32<64>(SWA_F32_CALL);
+}
+extern "C" __global__ void __launch_bounds__(NTHREADS) sliding_window_attention_f32_d128(SWA_F32_ARGS) {
+    swa_f32<128>(SWA_F32_CALL);
+}
