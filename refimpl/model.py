@@ -573,15 +573,16 @@ class LongformerForMultipleChoice(LongformerPreTrainedModel):
             raise ValueError(f"input_ids must have shape (batch, choices, sequence), got {ids.shape}")
         B, K, N = ids.shape
         if global_attention_mask is None:
-            flat = ids.reshape(B * K, N)
-            global_attention_mask = np.arange(N)[None, :] > (question_end(flat, self.config.sep_token_id)[:, None] + 1)
+            after = np.arange(N)[None, :] > (question_end(ids.reshape(B * K, N), self.config.sep_token_id)[:, None] + 1)
+            global_attention_mask = after.reshape(B, K, N)
 
         def flatten(x, name):
             return None if x is None else _int_array(x, name, (B, K, N)).reshape(B * K, N)
 
         out = self.encode(ids.reshape(B * K, N), flatten(attention_mask, "attention_mask"),
-                          np.asarray(global_attention_mask).reshape(B * K, N), flatten(token_type_ids, "token_type_ids"),
-                          flatten(position_ids, "position_ids"), output_attentions, output_hidden_states)
+                          flatten(global_attention_mask, "global_attention_mask"),
+                          flatten(token_type_ids, "token_type_ids"), flatten(position_ids, "position_ids"),
+                          output_attentions, output_hidden_states)
         w = self.weights
         logits = (self.pool(out.last_hidden_state) @ w["classifier.weight"].T + w["classifier.bias"]).reshape(B, K)
         loss = None
