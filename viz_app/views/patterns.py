@@ -1,0 +1,44 @@
+"""Page 2, the attention patterns of the paper's Figure 2, from the masks the model itself uses."""
+
+import streamlit as st
+
+from viz_app import explore, figures, patterns
+from viz_app.views import common
+
+
+st.title("Attention patterns")
+st.caption("The paper's Figure 2: which query-key pairs each pattern computes. The masks come from the model's own "
+           "code (refimpl.attention.band_keys and band_mask, with dilation), so what you see is what it computes. "
+           "Full attention costs n² pairs; a window of W tokens on each side costs about n(2W+1), linear in n.")
+
+c1, c2, c3, c4 = st.columns(4)
+n = c1.slider("Length n", 8, patterns.MAX_LENGTH, 64, key="pattern_n")
+window = c2.select_slider("Window (both sides)", [2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128], value=8,
+                          key="pattern_window", help="W = window // 2 keys on each side of the query")
+dilation = c3.slider("Dilation d", 1, 8, 2, key="pattern_dilation",
+                     help="the dilated window skips d - 1 keys between the keys it attends to")
+spec = c4.text_input("Global positions", "0", key="pattern_globals", placeholder="e.g. 0, 31-33")
+
+try:
+    wanted = explore.parse_positions(spec)
+except ValueError as e:
+    st.warning(f"Global positions: {e}")
+    wanted = []
+inside, outside = explore.split_in_range(wanted, n)
+if outside:
+    st.warning(f"Global positions out of range, ignored: {', '.join(map(str, outside[:10]))}"
+               f"{' …' if len(outside) > 10 else ''} (the length is {n}: positions 0 to {n - 1}).")
+
+masks = patterns.figure2(n, window, dilation, inside)
+st.plotly_chart(figures.patterns_figure(masks), key="chart_patterns",
+                config=figures.png_config(f"patterns_n{n}_w{window}_d{dilation}"))
+cols = st.columns(len(masks))
+for col, p in zip(cols, masks, strict=True):
+    col.metric(p.name, f"{p.pairs:,} pairs", f"{p.fraction:.1%} of n² = {n * n:,}", delta_color="off",
+               delta_arrow="off")
+st.caption(f"W = {window // 2}. A sliding window computes at most n(2W+1) = {n * (window + 1):,} pairs (fewer at "
+           f"the edges); dilation keeps the count and widens the reach to d·W = {dilation * (window // 2)} tokens per "
+           "side. Global tokens add a full row and a full column each.")
+st.download_button("Download the four masks (.npz)", key="download_patterns", on_click="ignore",
+                   data=lambda: explore.npz_bytes(**{p.key: p.mask for p in masks}),
+                   file_name=f"patterns_n{n}_w{window}_d{dilation}.npz", mime="application/octet-stream")
