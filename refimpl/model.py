@@ -149,30 +149,30 @@ class LongformerBaseModelOutputWithPooling:
 
 
 @dataclass
-class LongformerMaskedLMOutput:
-    loss: object = None
-    logits: object = None  # (B, N, V)
+class LongformerHeadOutput:
+    """What a head returns besides its logits; the encoder's outputs as in LongformerBaseModelOutputWithPooling."""
+
+    loss: object = None  # a float32 scalar when labels are given
+    logits: object = None
     hidden_states: tuple | None = None
     attentions: tuple | None = None
     global_attentions: tuple | None = None
 
 
-@dataclass
-class LongformerSequenceClassifierOutput:
-    loss: object = None
-    logits: object = None  # (B, L)
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
-    global_attentions: tuple | None = None
+class LongformerMaskedLMOutput(LongformerHeadOutput):
+    """logits (B, N, V)"""
 
 
-@dataclass
-class LongformerTokenClassifierOutput:
-    loss: object = None
-    logits: object = None  # (B, N, L)
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
-    global_attentions: tuple | None = None
+class LongformerSequenceClassifierOutput(LongformerHeadOutput):
+    """logits (B, L)"""
+
+
+class LongformerTokenClassifierOutput(LongformerHeadOutput):
+    """logits (B, N, L)"""
+
+
+class LongformerMultipleChoiceModelOutput(LongformerHeadOutput):
+    """logits (B, K); hidden_states and attentions of the flattened (B*K, N) batch, as transformers"""
 
 
 @dataclass
@@ -181,15 +181,6 @@ class LongformerQuestionAnsweringModelOutput:
     start_logits: object = None  # (B, N)
     end_logits: object = None  # (B, N)
     hidden_states: tuple | None = None
-    attentions: tuple | None = None
-    global_attentions: tuple | None = None
-
-
-@dataclass
-class LongformerMultipleChoiceModelOutput:
-    loss: object = None
-    logits: object = None  # (B, K)
-    hidden_states: tuple | None = None  # of the flattened (B*K, N) batch, as transformers
     attentions: tuple | None = None
     global_attentions: tuple | None = None
 
