@@ -1,0 +1,481 @@
+"""The `numba` backend: Longformer's band attention as fused, parallel Numba kernels on the CPU.
+
+Computes what `refimpl.attention.sliding_window_attention` computes (passes 1-3: the band and the global columns),
+with the same pass numbers and names, so the two files can be read side by side. The model around it is unchanged:
+the dense projections stay NumPy matrix products (BLAS), pass 4 (the global rows) stays the model's.
+
+Legend: B batch, N sequence length, H heads, D head size, W one-sided window, G global tokens,
+        R = 4 queries of one group, M <= 2W + R keys that a group can see.
+
+What is different from the reference, and why:
+  - No (B, H, N, 2W+1) array unless output_attentions: the reference builds the whole band of scores; here one
+    group of R = 4 queries at a time holds its band, (R, M) floats indexed by key (key jlo + m), and the context
+    is written directly. The probabilities are written out only when asked for.
+  - Passes 1 and 3 are written as small matrix products that LLVM vectorizes: pass 1 sweeps the keys with 4 queries
+    x 4 head dims at a time (each key value loaded feeds 4 multiply-adds) from K transposed (D, keys); pass 3 sums
+    over the keys with 4 queries x 4 head dims of V transposed as 16 running sums. Each job transposes the keys and
+    values its queries see into its own buffer. Measured at 4096 tokens, longformer-base shape, 2 cores: pass 1 at
+    ~70% and pass 3 at ~80% of NumPy's sgemm rate; one query against one key at a time reached ~35%.
+  - exp is a float32 polynomial (Cephes' expf, within 2 ulp) that LLVM vectorizes; math.exp is a scalar libm call,
+    3x slower per element here. GELU uses the reference's rational erf (math.erf is a scalar call: the GELU of a
+    4096 x 3072 array took 110-190 ms with it, 2.5 ms with the rational erf).
+  - Loops that LLVM must vectorize run from 0 over sliced views, and small helpers are inlined: a loop from a
+    non-zero start makes Numba check every index for negative wraparound, and a call left in a loop keeps Numba's
+    error-status branch; either one stopped vectorization (GELU: 20 ms -> 2.5 ms at 4096 x 3072).
+  - Summation orders differ from BLAS's, so results differ in the last bits: within 1e-5 on hidden states and
+    1e-6 on probabilities of the reference (tests/test_numba_backend.py).
+
+Threads: the kernels run `prange` over (batch x heads x blocks of queries) on Numba's threads, NUMBA_NUM_THREADS of
+them (default: all cores). BLAS runs the projections between the kernels, never at the same moment, but idle
+threads that spin still take the cores from the other pool:
+  - Numba's OpenMP threads: this module sets OMP_WAIT_POLICY=PASSIVE unless the user set it (see below).
+  - NumPy's OpenBLAS keeps its idle threads spinning for 2^28 cycles (~0.1 s) after every product, which slowed the
+    band kernel that follows from 60 to 100 ms on 2 cores. Only an environment variable read when NumPy loads
+    changes that: start Python with OPENBLAS_THREAD_TIMEOUT=4 (benchmarks/scaling.py does, for its measurements).
+
+Compilation: each kernel compiles once per process for its one signature, and is cached on disk (cache=True) in
+NUMBA_CACHE_DIR or next to this file. Where no cache folder is writable, the kernels compile in every process
+instead, with a warning; nothing fails.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import numba
+import numpy as np
+from numba import prange, types
+from numba.extending import intrinsic
+
+from refimpl.attention import LOCAL, MASKED
+from refimpl.model import _ERF_P, _ERF_Q
+
+# Numba's OpenMP threads (its threading layer here) spin for a while after each kernel before they sleep. In this
+# model a BLAS product follows every kernel on the same cores, and that spinning takes CPU from it: the whole model
+# ran 7% slower at 4096 tokens on 2 cores. PASSIVE lets them sleep at once. It must be set before Numba starts its
+# OpenMP pool (the first parallel kernel); a value set by the user wins. Other OpenMP libraries that start after
+# this import (PyTorch's, for one) read it too.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+R = 4  # queries per group: pass 1 and pass 3 work on 4 queries at once
+BLOCK = 256  # queries per job of the parallel loop, at least: its keys are transposed once for all its groups
+
+_FMA = {"contract"}  # fuse a * b + c: changes only the last bit, and keeps each sum in its written order
+_SUMS = {"contract", "reassoc"}  # also let LLVM split long sums into vector partial sums (pass 3, LayerNorm)
+
+
+def _jit(**options):
+    """numba.njit with an on-disk cache, or without one where no cache folder is writable (with a warning)."""
+    def decorate(fn):
+        try:
+            return numba.njit(cache=True, **options)(fn)
+        except RuntimeError as e:  # numba: "cannot cache function ...: no locator available for file ..."
+            warnings.warn(f"numba cannot cache {fn.__name__} ({e}); it compiles in every process instead",
+                          RuntimeWarning, stacklevel=2)
+            return numba.njit(cache=False, **options)(fn)
+    return decorate
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Elementwise pieces: exp, GELU, LayerNorm
+# ---------------------------------------------------------------------------------------------------------------
+
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float32 whose bit pattern is the int32 `bits` (used for 2**n = (n + 127) << 23)."""
+    if bits != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.int32), codegen
+
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 in two parts (Cody-Waite)
+_EXP_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                       1.6666665459e-1, 5.0000001201e-1))
+
+
+@_jit(fastmath=_FMA, inline="always")
+def _exp(x):
+    """exp(x) for float32 x <= 0, vectorizable: x = n ln2 + r, |r| <= ln2 / 2; e^r by Cephes' polynomial; 2^n from
+    its exponent bits. Relative error below 1.2e-7. Arguments below -87 (where float32 turns subnormal) give
+    exp(-87) ~ 1.6e-38 instead of a subnormal or 0."""
+    x = min(max(x, np.float32(-87.0)), np.float32(0.0))
+    n = np.floor(x * _LOG2E + np.float32(0.5))
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p = _EXP_P[0]
+    p = p * r + _EXP_P[1]
+    p = p * r + _EXP_P[2]
+    p = p * r + _EXP_P[3]
+    p = p * r + _EXP_P[4]
+    p = p * r + _EXP_P[5]
+    p = p * r * r + r + np.float32(1.0)
+    return p * _float_from_bits(np.int32((np.int32(n) + 127) << 23))
+
+
+_P = tuple(np.float32(c) for c in _ERF_P)
+_Q = tuple(np.float32(c) for c in _ERF_Q)
+
+
+@_jit(fastmath=_FMA, inline="always")
+def _gelu1(x):
+    """x * Phi(x) with the reference's rational erf (refimpl.model.erf): clamp, then p(z^2) * z / q(z^2)."""
+    z = min(max(x * np.float32(1 / math.sqrt(2)), np.float32(-4.0)), np.float32(4.0))
+    z2 = z * z
+    p = (((((_P[0] * z2 + _P[1]) * z2 + _P[2]) * z2 + _P[3]) * z2 + _P[4]) * z2 + _P[5]) * z2 + _P[6]
+    q = (((_Q[0] * z2 + _Q[1]) * z2 + _Q[2]) * z2 + _Q[3]) * z2 + _Q[4]
+    return x * np.float32(0.5) * (np.float32(1.0) + z * p / q)
+
+
+@_jit(parallel=True, fastmath=_FMA)
+def _gelu_kernel(x, bias, out):
+    """out = gelu(x + bias), x and out (rows, F), bias (F,) (zeros for plain GELU)."""
+    rows, F = x.shape
+    for r in prange(rows):
+        x_row, out_row = x[r], out[r]
+        for f in range(F):
+            out_row[f] = _gelu1(x_row[f] + bias[f])
+
+
+@_jit(parallel=True, fastmath=_SUMS)
+def _layer_norm_kernel(x, residual, add_residual, weight, bias, eps, out):
+    """out = LayerNorm(x (+ residual)) over the last axis, per row; x, residual, out (rows, C). Two passes (the
+    mean, then the biased variance), as the reference."""
+    rows, C = x.shape
+    for r in prange(rows):
+        o = out[r]
+        o[:] = x[r]
+        if add_residual:
+            o += residual[r]
+        total = np.float32(0.0)
+        for c in range(C):
+            total += o[c]
+        mean = total / np.float32(C)
+        sq = np.float32(0.0)
+        for c in range(C):
+            sq += (o[c] - mean) * (o[c] - mean)
+        inv = np.float32(1.0) / np.sqrt(sq / np.float32(C) + eps)
+        for c in range(C):
+            o[c] = (o[c] - mean) * inv * weight[c] + bias[c]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Passes 1-3 for one group of R = 4 queries i0 .. i0+3, which together see the keys jlo .. jlo+M-1
+# ---------------------------------------------------------------------------------------------------------------
+
+@_jit(fastmath=_FMA)
+def _pass1_band_scores(scores, q4, kT, jlo, m_keys):
+    """Pass 1, band part: scores[r, m] = q4[r] . k[jlo + m] for the R = 4 queries and all M keys of the group.
+
+    q4 (R, D); kT (D, keys), K transposed so that the keys are contiguous; scores (R, >= M). A query's scores against
+    keys outside its own band are computed too (at most 3 of M) and masked in pass 2. Four head dims per sweep
+    over the keys: each loaded key value feeds the 4 queries, 16 multiply-adds per 4 loads.
+    """
+    D = q4.shape[1]
+    s0, s1, s2, s3 = scores[0, :m_keys], scores[1, :m_keys], scores[2, :m_keys], scores[3, :m_keys]
+    s0[:] = 0
+    s1[:] = 0
+    s2[:] = 0
+    s3[:] = 0
+    d = 0
+    while d + 4 <= D:
+        k0, k1, k2, k3 = kT[d, jlo:jlo + m_keys], kT[d + 1, jlo:jlo + m_keys], kT[d + 2, jlo:jlo + m_keys], \
+            kT[d + 3, jlo:jlo + m_keys]
+        a00, a01, a02, a03 = q4[0, d], q4[0, d + 1], q4[0, d + 2], q4[0, d + 3]
+        a10, a11, a12, a13 = q4[1, d], q4[1, d + 1], q4[1, d + 2], q4[1, d + 3]
+        a20, a21, a22, a23 = q4[2, d], q4[2, d + 1], q4[2, d + 2], q4[2, d + 3]
+        a30, a31, a32, a33 = q4[3, d], q4[3, d + 1], q4[3, d + 2], q4[3, d + 3]
+        for m in range(m_keys):
+            x0, x1, x2, x3 = k0[m], k1[m], k2[m], k3[m]
+            s0[m] = s0[m] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+            s1[m] = s1[m] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+            s2[m] = s2[m] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+            s3[m] = s3[m] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+        d += 4
+    while d < D:  # head sizes that are not a multiple of 4
+        k0 = kT[d, jlo:jlo + m_keys]
+        a0, a1, a2, a3 = q4[0, d], q4[1, d], q4[2, d], q4[3, d]
+        for m in range(m_keys):
+            s0[m] += a0 * k0[m]
+            s1[m] += a1 * k0[m]
+            s2[m] += a2 * k0[m]
+            s3[m] += a3 * k0[m]
+        d += 1
+
+
+@_jit(fastmath=_SUMS)
+def _pass1_global_scores(scores_g, q4, k, global_index, n_global):
+    """Pass 1, global part: scores_g[r, g] = q4[r] . k[global_index[g]] (the *local* key projection, as
+    transformers). k (N, D); scores_g (R, G); filler slots g >= n_global are left for pass 2 to zero."""
+    D = q4.shape[1]
+    for g in range(n_global):
+        kg = k[global_index[g]]
+        for r in range(R):
+            acc = np.float32(0.0)
+            for d in range(D):
+                acc += q4[r, d] * kg[d]
+            scores_g[r, g] = acc
+
+
+@_jit(fastmath=_SUMS)
+def _pass2_softmax(row, row_g, kind, n_global):
+    """Pass 2 for one local query: one softmax over its global columns and its band keys, in place.
+
+    row (2W+1 or fewer,) the scores of the band keys inside the sequence, kind (same length) their kinds. A band
+    key is visible when it is local (kind 1): padding and global keys (they have their own column) get 0.
+    row_g (G,) global scores; filler slots g >= n_global get 0. The query is local, so it sees itself: sum >= 1.
+    Loops start at 0 on sliced views, so that Numba emits no negative-index wraparound and LLVM vectorizes them.
+    """
+    top = MASKED  # the masked score of the reference: below every real score
+    for g in range(n_global):
+        top = max(top, row_g[g])
+    for m in range(row.shape[0]):
+        top = max(top, row[m] if kind[m] == LOCAL else MASKED)
+    total = np.float32(0.0)
+    for g in range(row_g.shape[0]):
+        e = _exp(row_g[g] - top)
+        e = e if g < n_global else np.float32(0.0)
+        row_g[g] = e
+        total += e
+    for m in range(row.shape[0]):
+        e = _exp(row[m] - top)  # computed for every key, then selected: a branch would stop vectorization
+        e = e if kind[m] == LOCAL else np.float32(0.0)
+        row[m] = e
+        total += e
+    inv = np.float32(1.0) / total
+    for g in range(row_g.shape[0]):
+        row_g[g] *= inv
+    for m in range(row.shape[0]):
+        row[m] *= inv
+
+
+@_jit(fastmath=_SUMS)
+def _pass3_band_context(context4, probs, vT, jlo, m_keys):
+    """Pass 3, band part: context4[r, d] = sum_m probs[r, m] * v[jlo + m, d] for the R = 4 queries.
+
+    probs (R, >= M), 0 outside each query's band; vT (D, keys), V transposed so that the sum runs along contiguous
+    memory. Sixteen running sums (4 queries x 4 head dims) per sweep over the keys: 16 multiply-adds per 8 loads.
+    """
+    D = vT.shape[0]
+    p0, p1, p2, p3 = probs[0, :m_keys], probs[1, :m_keys], probs[2, :m_keys], probs[3, :m_keys]
+    d = 0
+    while d + 4 <= D:
+        v0, v1, v2, v3 = vT[d, jlo:jlo + m_keys], vT[d + 1, jlo:jlo + m_keys], vT[d + 2, jlo:jlo + m_keys], \
+            vT[d + 3, jlo:jlo + m_keys]
+        c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = np.float32(0.0)
+        c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = np.float32(0.0)
+        for m in range(m_keys):
+            x0, x1, x2, x3 = v0[m], v1[m], v2[m], v3[m]
+            y0, y1, y2, y3 = p0[m], p1[m], p2[m], p3[m]
+            c00 += y0 * x0
+            c01 += y0 * x1
+            c02 += y0 * x2
+            c03 += y0 * x3
+            c10 += y1 * x0
+            c11 += y1 * x1
+            c12 += y1 * x2
+            c13 += y1 * x3
+            c20 += y2 * x0
+            c21 += y2 * x1
+            c22 += y2 * x2
+            c23 += y2 * x3
+            c30 += y3 * x0
+            c31 += y3 * x1
+            c32 += y3 * x2
+            c33 += y3 * x3
+        context4[0, d], context4[0, d + 1], context4[0, d + 2], context4[0, d + 3] = c00, c01, c02, c03
+        context4[1, d], context4[1, d + 1], context4[1, d + 2], context4[1, d + 3] = c10, c11, c12, c13
+        context4[2, d], context4[2, d + 1], context4[2, d + 2], context4[2, d + 3] = c20, c21, c22, c23
+        context4[3, d], context4[3, d + 1], context4[3, d + 2], context4[3, d + 3] = c30, c31, c32, c33
+        d += 4
+    while d < D:  # head sizes that are not a multiple of 4
+        v0 = vT[d, jlo:jlo + m_keys]
+        c0 = c1 = c2 = c3 = np.float32(0.0)
+        for m in range(m_keys):
+            c0 += p0[m] * v0[m]
+            c1 += p1[m] * v0[m]
+            c2 += p2[m] * v0[m]
+            c3 += p3[m] * v0[m]
+        context4[0, d], context4[1, d], context4[2, d], context4[3, d] = c0, c1, c2, c3
+        d += 1
+
+
+@_jit(fastmath=_FMA)
+def _pass3_global_context(context4, probs_g, v, global_index, n_global):
+    """Pass 3, global part: context4[r] += sum_g probs_g[r, g] * v[global_index[g]]. v (N, D)."""
+    D = v.shape[1]
+    for g in range(n_global):
+        vg = v[global_index[g]]
+        for r in range(R):
+            p = probs_g[r, g]
+            for d in range(D):
+                context4[r, d] += p * vg[d]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kernel: every (batch row, head, block of queries) is one job of the parallel loop
+# ---------------------------------------------------------------------------------------------------------------
+
+@_jit(fastmath=_FMA)
+def _transpose(x, out):
+    """x (M, D) -> out (D, M): keys or values with the keys contiguous, as passes 1 and 3 read them."""
+    M, D = x.shape
+    for j0 in range(0, M, 16):  # 16 keys at a time: 16 rows of x in, D runs of 16 contiguous floats out
+        tile = x[j0:j0 + 16]
+        for d in range(D):
+            out_run = out[d, j0:j0 + 16]
+            for j in range(tile.shape[0]):
+                out_run[j] = tile[j, d]
+
+
+@_jit(parallel=True, fastmath=_FMA)
+def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, want_probs, context, probs):
+    """Passes 1-3 for every local query; context (B, H, N, D) and, when want_probs, probs (B, H, N, G+2W+1) are
+    written in full (rows of padding and global queries are 0).
+
+    One job is one (batch row, head, block of QB queries). It first transposes the keys and values its queries can
+    see (QB + 2W of them) into its own (D, QB + 2W) buffers, then runs passes 1-3 group by group.
+    """
+    B, H, N, D = q.shape
+    G = global_index.shape[1]
+    QB = -(-max(BLOCK, 2 * w) // R) * R  # queries per job, a multiple of R: at most 2x the transposes of the keys
+    n_blocks = (N + QB - 1) // QB
+    for job in prange(B * H * n_blocks):
+        b, h, block = job // (H * n_blocks), (job // n_blocks) % H, job % n_blocks
+        ng = n_global[b]
+        first, last = block * QB, min(N, block * QB + QB)  # queries first .. last - 1
+        key0 = max(first - w, 0)  # keys key0 .. key_end - 1 are all the block's queries can see
+        key_end = min(last + w, N)
+        kT = np.empty((D, key_end - key0), np.float32)  # (D, QB + 2W)
+        vT = np.empty((D, key_end - key0), np.float32)  # (D, QB + 2W)
+        _transpose(k[b, h, key0:key_end], kT)
+        _transpose(v[b, h, key0:key_end], vT)
+        max_keys = min(2 * w + R, N)  # M: the most keys one group of R queries can see
+        scores = np.empty((R, max_keys), np.float32)  # (R, M): band of the group, by key jlo + m
+        scores_g = np.empty((R, G), np.float32)  # (R, G)
+        q4 = np.zeros((R, D), np.float32)  # (R, D): the group's queries (in a last, short group the rest is unused)
+        context4 = np.empty((R, D), np.float32)  # (R, D)
+        for i0 in range(first, last, R):
+            rows = min(R, last - i0)
+            n_local = 0
+            for r in range(rows):
+                n_local += kind[b, i0 + r] == LOCAL
+            if n_local == 0:  # padding or global queries only: their rows are 0
+                context[b, h, i0:i0 + rows] = 0
+                if want_probs:
+                    probs[b, h, i0:i0 + rows] = 0
+                continue
+            jlo = max(i0 - w, 0)
+            m_keys = min(i0 + rows + w, N) - jlo  # keys jlo .. jlo + M - 1: the union of the groups' bands
+            q4[:rows] = q[b, h, i0:i0 + rows]
+
+            # pass 1: scores of each query against its 2W+1 neighbours (and 3 more) and the global keys
+            _pass1_band_scores(scores, q4, kT, jlo - key0, m_keys)
+            _pass1_global_scores(scores_g, q4, k[b, h], global_index[b], ng)
+
+            # pass 2: softmax over the columns each query may see; other queries' rows become 0
+            for r in range(R):
+                i = i0 + r
+                if r < rows and kind[b, i] == LOCAL:
+                    m_lo, m_hi = max(i - w, 0) - jlo, min(i + w + 1, N) - jlo  # the query's own band
+                    scores[r, :m_lo] = 0
+                    _pass2_softmax(scores[r, m_lo:m_hi], scores_g[r], kind[b, jlo + m_lo:jlo + m_hi], ng)
+                    scores[r, m_hi:m_keys] = 0
+                else:
+                    scores[r] = 0
+                    scores_g[r] = 0
+
+            # pass 3: weighted sum of the values, band and global columns
+            _pass3_band_context(context4, scores, vT, jlo - key0, m_keys)
+            _pass3_global_context(context4, scores_g, v[b, h], global_index[b], ng)
+            context[b, h, i0:i0 + rows] = context4[:rows]
+
+            if want_probs:  # the (G + 2W + 1) layout: global columns, then band slot t = key i + t - W
+                for r in range(rows):
+                    i = i0 + r
+                    out = probs[b, h, i]
+                    out[:] = 0
+                    if kind[b, i] == LOCAL:
+                        out[:G] = scores_g[r]
+                        m_lo, m_hi = max(i - w, 0) - jlo, min(i + w + 1, N) - jlo
+                        t0 = jlo + m_lo - i + w
+                        out[G + t0:G + t0 + m_hi - m_lo] = scores[r, m_lo:m_hi]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------------------------------------------
+
+def _float32(a, name):
+    """a as a C-contiguous float32 NumPy array; another dtype is a caller's bug, not something to convert."""
+    a = np.asarray(a)
+    if a.dtype != np.float32:
+        raise TypeError(f"{name} must be float32, got {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
+class NumbaBackend:
+    """NumPy arrays; the band attention, GELU and LayerNorm as Numba kernels (see the module docstring)."""
+
+    name = "numba"
+    xp = np
+
+    def asarray(self, a):
+        return np.asarray(a)
+
+    def asnumpy(self, a):
+        return np.asarray(a)
+
+    def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions):
+        """The contract of refimpl/backends.py: context (B, H, N, D), probs (B, H, N, G+2W+1) or None."""
+        q, k, v = _float32(q, "q"), _float32(k, "k"), _float32(v, "v")
+        if not q.shape == k.shape == v.shape or q.ndim != 4:
+            raise ValueError(f"q, k, v must share one shape (B, H, N, D), got {q.shape}, {k.shape}, {v.shape}")
+        B, H, N, D = q.shape
+        w = int(w)
+        if w < 1:
+            raise ValueError(f"the one-sided window must be >= 1, got {w}")
+        kind = np.ascontiguousarray(kind, dtype=np.int8)  # (B, N)
+        global_index = np.ascontiguousarray(global_index, dtype=np.int64)  # (B, G)
+        n_global = np.ascontiguousarray(n_global, dtype=np.int64)  # (B,)
+        if kind.shape != (B, N) or global_index.shape[0] != B or n_global.shape != (B,):
+            raise ValueError(f"kind {kind.shape}, global_index {global_index.shape}, n_global {n_global.shape} do "
+                             f"not match q's batch {B} and length {N}")
+        G = global_index.shape[1]
+        context = np.empty((B, H, N, D), np.float32)  # (B, H, N, D)
+        probs_shape = (B, H, N, G + 2 * w + 1) if output_attentions else (0, 0, 0, 0)
+        probs = np.empty(probs_shape, np.float32)  # (B, H, N, G+2W+1), or empty when not asked for
+        _sliding_window_attention(q, k, v, kind, global_index, n_global, w, bool(output_attentions), context, probs)
+        return context, (probs if output_attentions else None)
+
+    def bias_gelu(self, x, bias=None):
+        """gelu(x + bias) in one pass over x (..., F)."""
+        x = _float32(x, "x")
+        F = x.shape[-1]
+        bias = np.zeros(F, np.float32) if bias is None else _float32(bias, "bias")
+        out = np.empty_like(x)
+        _gelu_kernel(x.reshape(-1, F), bias, out.reshape(-1, F))
+        return out
+
+    def gelu(self, x):
+        return self.bias_gelu(x)
+
+    def residual_layer_norm(self, x, residual, weight, bias, eps):
+        """LayerNorm(x + residual) over the last axis, in one pass over x and residual (..., C)."""
+        return self._layer_norm(_float32(x, "x"), _float32(residual, "residual"), weight, bias, eps)
+
+    def layer_norm(self, x, weight, bias, eps):
+        x = _float32(x, "x")
+        return self._layer_norm(x, x, weight, bias, eps, add_residual=False)
+
+    def _layer_norm(self, x, residual, weight, bias, eps, add_residual=True):
+        C = x.shape[-1]
+        out = np.empty_like(x)
+        _layer_norm_kernel(x.reshape(-1, C), residual.reshape(-1, C), add_residual, _float32(weight, "weight"),
+                           _float32(bias, "bias"), np.float32(eps), out.reshape(-1, C))
+        return out

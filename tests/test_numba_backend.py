@@ -1,0 +1,348 @@
+"""The numba backend (refimpl/numba_backend.py) against the NumPy reference, and once against transformers.
+
+Both are float32 with the same algorithm in different summation orders, so they must agree far closer than either
+agrees with transformers: context and hidden states, logits and losses within 1e-5 absolute, probabilities within
+1e-6 absolute. A wrong band offset, a lost global column, a padding key that leaks into the softmax, a row group at
+the end of the sequence, or a head size that is not a multiple of 4 shows up here as an error far above that.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import refimpl
+from conftest import assert_close, random_inputs
+from refimpl.attention import GLOBAL, LOCAL, PADDING, global_slots, sliding_window_attention
+
+REASON = refimpl.available_backends()["numba"]
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"numba backend: {REASON}")
+
+ATOL = 1e-5  # context, hidden states, logits, losses
+PROBS_ATOL = 1e-6  # attention probabilities
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def numba_backend():
+    return refimpl.get_backend("numba")
+
+
+def attention_inputs(rng, B, H, N, D, kind):
+    """q (scaled, as the model passes it), k, v (B, H, N, D) float32, and the kind arrays of the contract."""
+    q, k, v = (rng.standard_normal((B, H, N, D), dtype=np.float32) for _ in range(3))
+    q *= np.float32(1 / math.sqrt(D))
+    kind = np.asarray(kind, np.int8)
+    global_index, n_global = global_slots(kind)
+    return q, k, v, kind, global_index, n_global
+
+
+def kinds(rng, B, N, pad=(), n_global=()):
+    """(B, N) kinds: row -> number of trailing padding tokens, row -> number of global tokens among the rest."""
+    kind = np.full((B, N), LOCAL, np.int8)
+    for row, count in dict(pad).items():
+        kind[row, N - count:] = PADDING
+    for row, count in dict(n_global).items():
+        kind[row, rng.choice(np.flatnonzero(kind[row] == LOCAL), size=count, replace=False)] = GLOBAL
+    return kind
+
+
+KERNEL_CASES = {
+    # name: (B, H, N, D, W, trailing padding {row: count}, global tokens {row: count})
+    "one query": (1, 1, 1, 8, 1, {}, {}),
+    "window wider than the input": (2, 2, 7, 16, 9, {1: 3}, {0: 1}),
+    "length not a multiple of the row group (4)": (1, 3, 37, 8, 3, {}, {}),
+    "head size not a multiple of 4": (2, 2, 29, 7, 4, {0: 5}, {1: 2}),
+    "head size 1": (1, 2, 13, 1, 2, {}, {0: 1}),
+    "ragged padding and globals": (3, 2, 50, 16, 5, {1: 20, 2: 49}, {0: 3, 1: 1}),
+    "a row of padding only": (2, 1, 20, 8, 3, {1: 20}, {0: 2}),
+    "every token global": (1, 2, 9, 8, 2, {}, {0: 9}),
+    "model head size, padding in the last block": (1, 2, 600, 64, 16, {0: 17}, {0: 2}),
+    "odd window, blocks of 2W + 2 queries": (2, 1, 700, 8, 129, {1: 40}, {0: 1, 1: 2}),
+}
+
+
+@pytest.mark.parametrize("name", list(KERNEL_CASES))
+def test_attention_equals_reference(name, numba_backend):
+    B, H, N, D, W, pad, n_global = KERNEL_CASES[name]
+    rng = np.random.default_rng(len(name))
+    inputs = attention_inputs(rng, B, H, N, D, kinds(rng, B, N, pad, n_global))
+    ref_context, ref_probs = sliding_window_attention(*inputs, W, True)
+    context, probs = numba_backend.sliding_window_attention(*inputs, W, True)
+    assert context.dtype == probs.dtype == np.float32
+    assert_close(context, ref_context, atol=ATOL, rtol=0, what="context")
+    assert_close(probs, ref_probs, atol=PROBS_ATOL, rtol=0, what="probs")
+    # what must be exactly 0: rows of padding and global queries, and every masked column
+    assert not context[np.broadcast_to((inputs[3] != LOCAL)[:, None], (B, H, N))].any()
+    assert np.array_equal(probs == 0, ref_probs == 0), "masked columns must be exactly 0, as in the reference"
+
+
+def test_probabilities_only_when_asked_and_context_unchanged(numba_backend):
+    rng = np.random.default_rng(11)
+    inputs = attention_inputs(rng, 2, 3, 45, 16, kinds(rng, 2, 45, {1: 9}, {0: 2, 1: 1}))
+    with_probs, probs = numba_backend.sliding_window_attention(*inputs, 6, True)
+    without, none = numba_backend.sliding_window_attention(*inputs, 6, False)
+    assert none is None
+    assert probs.shape == (2, 3, 45, 2 + 2 * 6 + 1)
+    np.testing.assert_array_equal(without, with_probs)
+
+
+def test_rejects_what_the_contract_excludes(numba_backend):
+    rng = np.random.default_rng(12)
+    q, k, v, kind, global_index, n_global = attention_inputs(rng, 1, 1, 10, 4, kinds(rng, 1, 10))
+    with pytest.raises(TypeError, match="q must be float32"):
+        numba_backend.sliding_window_attention(q.astype(np.float64), k, v, kind, global_index, n_global, 2, False)
+    with pytest.raises(ValueError, match="share one shape"):
+        numba_backend.sliding_window_attention(q[:, :, :5], k, v, kind, global_index, n_global, 2, False)
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        numba_backend.sliding_window_attention(q, k, v, kind, global_index, n_global, 0, False)
+    # a non-contiguous view is fine (copied), and gives the same numbers
+    context, _ = numba_backend.sliding_window_attention(q, k, v, kind, global_index, n_global, 2, False)
+    q_view = np.ascontiguousarray(q.swapaxes(2, 3)).swapaxes(2, 3)
+    again, _ = numba_backend.sliding_window_attention(q_view, k, v, kind, global_index, n_global, 2, False)
+    np.testing.assert_array_equal(again, context)
+
+
+def test_gelu_and_layer_norm_equal_reference(numba_backend):
+    from refimpl.model import gelu, layer_norm
+
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 17, 40), dtype=np.float32) * 4  # beyond the erf clamp at |x / sqrt 2| = 4
+    residual = rng.standard_normal(x.shape, dtype=np.float32)
+    bias, weight = rng.standard_normal(40, dtype=np.float32), rng.standard_normal(40, dtype=np.float32)
+    assert_close(numba_backend.gelu(x), gelu(x), atol=ATOL, rtol=0, what="gelu")
+    assert_close(numba_backend.bias_gelu(x, bias), gelu(x + bias), atol=ATOL, rtol=0, what="bias_gelu")
+    assert_close(numba_backend.layer_norm(x, weight, bias, 1e-5), layer_norm(x, weight, bias, 1e-5),
+                 atol=ATOL, rtol=0, what="layer_norm")
+    assert_close(numba_backend.residual_layer_norm(x, residual, weight, bias, 1e-5),
+                 layer_norm(x + residual, weight, bias, 1e-5), atol=ATOL, rtol=0, what="residual_layer_norm")
+
+
+def test_exp_polynomial_is_within_two_ulp():
+    """The vectorizable exp of pass 2 against float64 exp, over the range a softmax feeds it (x <= 0)."""
+    import numba
+
+    from refimpl.numba_backend import _exp
+
+    @numba.njit
+    def exp_all(x):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = _exp(x[i])
+        return out
+
+    x = -np.concatenate([np.linspace(0, 87, 200_001), np.logspace(-8, 0, 1001)]).astype(np.float32)
+    exact = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(exp_all(x) - exact) / exact) < 2.4e-7
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whole models: every head, every output
+# ---------------------------------------------------------------------------------------------------------------
+
+def qa_ids(rng, batch, question, context, vocab=97):
+    """<s> question </s></s> context </s>: exactly three separators (id 2), as the QA head's default expects."""
+    rows = [[0, *rng.integers(3, vocab, question), 2, 2, *rng.integers(3, vocab, context), 2] for _ in range(batch)]
+    return np.array(rows)
+
+
+def run_both(class_name, directory, **inputs):
+    """The same checkpoint and inputs on the numpy and the numba backend, with every output."""
+    cls = getattr(refimpl, class_name)
+    return [cls.from_pretrained(directory, backend=name)(**inputs, output_attentions=True, output_hidden_states=True)
+            for name in ("numpy", "numba")]
+
+
+def compare_outputs(ours, ref, fields):
+    for field in fields:
+        assert_close(getattr(ours, field), getattr(ref, field), atol=ATOL, rtol=0, what=field)
+    for layer, (a, b) in enumerate(zip(ours.hidden_states, ref.hidden_states, strict=True)):
+        assert_close(a, b, atol=ATOL, rtol=0, what=f"hidden_states[{layer}]")
+    for layer, (a, b) in enumerate(zip(ours.attentions, ref.attentions, strict=True)):
+        assert_close(a, b, atol=PROBS_ATOL, rtol=0, what=f"attentions[{layer}]")
+    assert (ours.global_attentions is None) == (ref.global_attentions is None)
+    for layer, (a, b) in enumerate(zip(ours.global_attentions or (), ref.global_attentions or (), strict=True)):
+        assert_close(a, b, atol=PROBS_ATOL, rtol=0, what=f"global_attentions[{layer}]")
+
+
+MODEL_CONFIGS = {
+    # name: (config overrides, batch, length, padded rows {row: kept}, global counts {row: count})
+    "per-layer windows, ragged padding and globals": ({}, 3, 21, {1: 15}, {0: 3, 1: 1}),
+    "window wider than the input": ({"attention_window": 64}, 2, 10, {1: 6}, {0: 2}),
+    "no global tokens": ({}, 2, 19, {0: 11}, {}),
+    "one token": ({}, 1, 1, {}, {}),
+    "long input, small window": ({"attention_window": 6, "max_position_embeddings": 260}, 1, 250, {}, {0: 4}),
+}
+
+
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_longformer_model_equals_reference(name, checkpoint_factory):
+    overrides, batch, length, pad_rows, n_global = MODEL_CONFIGS[name]
+    directory, _ = checkpoint_factory("LongformerModel", **overrides)
+    ids, mask, glob = random_inputs(np.random.default_rng(len(name)), batch, length, pad_rows=pad_rows,
+                                    n_global=n_global)
+    ours, ref = run_both("LongformerModel", directory, input_ids=ids, attention_mask=mask,
+                         global_attention_mask=glob)
+    compare_outputs(ours, ref, ["last_hidden_state", "pooler_output"])
+
+
+def test_masked_lm_equals_reference(checkpoint_factory):
+    directory, _ = checkpoint_factory("LongformerForMaskedLM")
+    rng = np.random.default_rng(1)
+    ids, mask, glob = random_inputs(rng, 2, 19, pad_rows={1: 13}, n_global={0: 1})
+    labels = np.where(rng.random(ids.shape) < 0.3, ids, -100)
+    labels[0, 0] = 5
+    ours, ref = run_both("LongformerForMaskedLM", directory, input_ids=ids, attention_mask=mask,
+                         global_attention_mask=glob, labels=labels)
+    compare_outputs(ours, ref, ["logits", "loss"])
+
+
+def test_sequence_classification_equals_reference(checkpoint_factory):
+    """Default global attention on the first token."""
+    directory, _ = checkpoint_factory("LongformerForSequenceClassification", num_labels=3)
+    rng = np.random.default_rng(2)
+    ids, mask, _ = random_inputs(rng, 3, 18, pad_rows={2: 9})
+    ours, ref = run_both("LongformerForSequenceClassification", directory, input_ids=ids, attention_mask=mask,
+                         labels=rng.integers(0, 3, 3))
+    compare_outputs(ours, ref, ["logits", "loss"])
+
+
+def test_token_classification_equals_reference(checkpoint_factory):
+    directory, _ = checkpoint_factory("LongformerForTokenClassification", num_labels=4)
+    rng = np.random.default_rng(3)
+    ids, mask, glob = random_inputs(rng, 2, 14, pad_rows={0: 10}, n_global={1: 2})
+    labels = np.where(mask == 1, rng.integers(0, 4, ids.shape), -100)
+    ours, ref = run_both("LongformerForTokenClassification", directory, input_ids=ids, attention_mask=mask,
+                         global_attention_mask=glob, labels=labels)
+    compare_outputs(ours, ref, ["logits", "loss"])
+
+
+def test_question_answering_equals_reference(checkpoint_factory):
+    """Default global attention on the question: the ids hold exactly three separators per row."""
+    directory, _ = checkpoint_factory("LongformerForQuestionAnswering", num_labels=2)
+    ids = qa_ids(np.random.default_rng(4), 2, question=4, context=13)
+    ours, ref = run_both("LongformerForQuestionAnswering", directory, input_ids=ids,
+                         start_positions=np.array([7, 3]), end_positions=np.array([9, 12]))
+    compare_outputs(ours, ref, ["start_logits", "end_logits", "loss"])
+
+
+def test_multiple_choice_equals_reference(checkpoint_factory):
+    """(B, K, N) inputs; default global attention on each choice's tokens after the first </s></s>."""
+    directory, _ = checkpoint_factory("LongformerForMultipleChoice")
+    ids = qa_ids(np.random.default_rng(5), 6, question=3, context=6).reshape(2, 3, -1)
+    ours, ref = run_both("LongformerForMultipleChoice", directory, input_ids=ids, labels=np.array([2, 0]))
+    assert ours.logits.shape == (2, 3)
+    compare_outputs(ours, ref, ["logits", "loss"])
+
+
+def test_equals_transformers(checkpoint_factory):
+    """The ground truth directly: the numba backend against transformers' PyTorch Longformer, every output."""
+    import torch
+
+    from conftest import PROBS_ATOL as TRANSFORMERS_PROBS_ATOL
+
+    directory, ref_model = checkpoint_factory("LongformerModel")
+    ids, mask, glob = random_inputs(np.random.default_rng(8), 3, 21, pad_rows={1: 15}, n_global={0: 3, 1: 1})
+    ours = refimpl.LongformerModel.from_pretrained(directory, backend="numba")(
+        ids, attention_mask=mask, global_attention_mask=glob, output_attentions=True, output_hidden_states=True)
+    with torch.no_grad():
+        ref = ref_model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
+                        global_attention_mask=torch.as_tensor(glob), output_attentions=True,
+                        output_hidden_states=True)
+    assert_close(ours.last_hidden_state, ref.last_hidden_state.numpy(), what="last_hidden_state")
+    assert_close(ours.pooler_output, ref.pooler_output.numpy(), what="pooler_output")
+    for layer, (a, b) in enumerate(zip(ours.hidden_states, ref.hidden_states, strict=True)):
+        assert_close(a, b.numpy(), what=f"hidden_states[{layer}]")
+    for layer, (a, b) in enumerate(zip(ours.attentions, ref.attentions, strict=True)):
+        assert_close(a, b.numpy(), atol=TRANSFORMERS_PROBS_ATOL, rtol=0, what=f"attentions[{layer}]")
+    n_global = (glob * mask).sum(axis=1)
+    for layer, (a, b) in enumerate(zip(ours.global_attentions, ref.global_attentions, strict=True)):
+        b = b.numpy()[:, :, :21]  # transformers leaves these padded to a multiple of the window
+        for row, count in enumerate(n_global):
+            assert_close(a[row, :, :, :count], b[row, :, :, :count], atol=TRANSFORMERS_PROBS_ATOL, rtol=0,
+                         what=f"global_attentions[{layer}] row {row}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Compilation cache and threads, each in a fresh process
+# ---------------------------------------------------------------------------------------------------------------
+
+SMOKE = textwrap.dedent("""
+    import warnings
+    warnings.simplefilter("always")
+    import numpy as np
+    from refimpl.attention import global_slots, sliding_window_attention
+    from refimpl.numba_backend import NumbaBackend
+    import numba
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 2, 30, 8), dtype=np.float32) for _ in range(3))
+    kind = np.ones((1, 30), np.int8)
+    kind[0, 3] = 2
+    gi, ng = global_slots(kind)
+    context, _ = NumbaBackend().sliding_window_attention(q, k, v, kind, gi, ng, 4, False)
+    reference, _ = sliding_window_attention(q, k, v, kind, gi, ng, 4)
+    assert np.abs(context - reference).max() < 1e-5
+    print("ok threads", numba.get_num_threads())
+""")
+
+
+def run_smoke(env, cwd):
+    return subprocess.run([sys.executable, "-c", SMOKE], env={**os.environ, **env}, cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_no_writable_cache_folder_compiles_without_cache(tmp_path):
+    """Where neither NUMBA_CACHE_DIR, nor the package folder, nor the home folder can be written, the kernels
+    compile in the process with a warning instead of failing at import. Checked on a copy of the package whose
+    __pycache__ is a file (so it holds for root too, who may write into read-only folders)."""
+    shutil.copytree(REPO / "refimpl", tmp_path / "refimpl", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "refimpl" / "__pycache__").write_text("not a folder")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, so nothing can be created below it")
+    result = run_smoke({"NUMBA_CACHE_DIR": str(blocker / "cache"), "HOME": str(blocker / "home"),
+                        "XDG_CACHE_HOME": str(blocker / "xdg"), "PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert "compiles in every process instead" in result.stderr
+
+
+BOUNDS = textwrap.dedent("""
+    import numpy as np
+    from test_numba_backend import KERNEL_CASES, attention_inputs, kinds
+    from refimpl.numba_backend import NumbaBackend
+    backend = NumbaBackend()
+    for name, (B, H, N, D, W, pad, n_global) in KERNEL_CASES.items():
+        rng = np.random.default_rng(len(name))
+        inputs = attention_inputs(rng, B, H, N, D, kinds(rng, B, N, pad, n_global))
+        for output_attentions in (False, True):
+            backend.sliding_window_attention(*inputs, W, output_attentions)
+    print("ok")
+""")
+
+
+@pytest.mark.slow
+def test_kernels_index_inside_their_arrays(tmp_path):
+    """Every kernel case again with Numba's bounds checking on (it is off in normal runs, where a read past the end
+    of a buffer returns whatever lies there and usually goes unnoticed): an IndexError fails the test."""
+    env = {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    result = subprocess.run([sys.executable, "-c", BOUNDS], env={**os.environ, **env}, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ok" in result.stdout
+
+
+@pytest.mark.slow
+def test_thread_count_follows_numba_num_threads(tmp_path):
+    result = run_smoke({"NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ok threads 1" in result.stdout
