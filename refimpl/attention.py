@@ -182,16 +182,20 @@ class LongformerSelfAttention:
         self.w = config.window(layer) // 2  # W, one side
         for name in ("query", "key", "value", "query_global", "key_global", "value_global"):
             setattr(self, name, (params[f"{name}.weight"], params[f"{name}.bias"]))
+        # the projections that read every token, stacked so that each group is one matrix product (as nanoGPT's c_attn)
+        xp = backend.xp
+        self.qkv = tuple(xp.concatenate([p[i] for p in (self.query, self.key, self.value)]) for i in (0, 1))
+        self.kv_global = tuple(xp.concatenate([p[i] for p in (self.key_global, self.value_global)]) for i in (0, 1))
 
-    def heads(self, x):
-        """(B, N, C) -> (B, H, N, D), contiguous (the kernels want it so)."""
+    def project(self, x, weight_bias, count=1):
+        """x (B, N, C) through a stacked (count*C, C) projection -> `count` arrays (B, H, N, D), contiguous."""
         xp = self.backend.xp
-        B, N, _ = x.shape
-        return xp.ascontiguousarray(x.reshape(B, N, self.H, self.D).transpose(0, 2, 1, 3))
-
-    def project(self, x, weight_bias):
         weight, bias = weight_bias
-        return self.heads(x @ weight.T + bias)  # (B, H, N, D)
+        y = x @ weight.T  # (B, N, count*C)
+        y += bias
+        B, N, _ = x.shape
+        heads = y.reshape(B, N, count, self.H, self.D).transpose(2, 0, 3, 1, 4)  # (count, B, H, N, D)
+        return [xp.ascontiguousarray(h) for h in heads]
 
     def __call__(self, hidden, kind, global_index, n_global, output_attentions=False):
         """hidden (B, N, C); kind (B, N) and global_index (B, G), n_global (B,) on the backend's device.
@@ -204,9 +208,8 @@ class LongformerSelfAttention:
         G = global_index.shape[1]
         scale = np.float32(1.0 / math.sqrt(D))
 
-        q = self.project(hidden, self.query) * scale  # (B, H, N, D)
-        k = self.project(hidden, self.key)  # (B, H, N, D)
-        v = self.project(hidden, self.value)  # (B, H, N, D)
+        q, k, v = self.project(hidden, self.qkv, 3)  # (B, H, N, D) each
+        q *= scale
         context, probs = self.backend.sliding_window_attention(
             q, k, v, kind, global_index, n_global, self.w, output_attentions)  # (B, H, N, D), (B, H, N, G+2W+1)
 
@@ -215,9 +218,9 @@ class LongformerSelfAttention:
             # pass 4: each global token attends to all N tokens with its own projections
             slot_used = xp.arange(G)[None, :] < n_global[:, None]  # (B, G)
             hidden_global = xp.take_along_axis(hidden, global_index[:, :, None], axis=1)  # (B, G, C)
-            q_g = self.project(hidden_global, self.query_global) * scale  # (B, H, G, D)
-            k_g = self.project(hidden, self.key_global)  # (B, H, N, D)
-            v_g = self.project(hidden, self.value_global)  # (B, H, N, D)
+            [q_g] = self.project(hidden_global, self.query_global)  # (B, H, G, D)
+            q_g *= scale
+            k_g, v_g = self.project(hidden, self.kv_global, 2)  # (B, H, N, D) each
             scores_g = q_g @ k_g.swapaxes(-1, -2)  # (B, H, G, N)
             scores_g = xp.where((kind == PADDING)[:, None, None, :], MASKED, scores_g)
             probs_g = xp.exp(scores_g - scores_g.max(axis=-1, keepdims=True))

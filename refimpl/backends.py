@@ -8,6 +8,7 @@ A backend is a small object with:
     asnumpy(a)                a backend array back to NumPy
     sliding_window_attention  the core of Longformer's local attention (contract below)
     layer_norm, gelu          elementwise ops; the defaults below are written against `xp`
+    residual_layer_norm       LayerNorm(x + residual), which a backend may fuse
 
 The contract of `sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_attentions)`:
 
@@ -56,6 +57,9 @@ class NumpyBackend:
         from refimpl.model import layer_norm
 
         return layer_norm(x, weight, bias, eps)
+
+    def residual_layer_norm(self, x, residual, weight, bias, eps):
+        return self.layer_norm(x + residual, weight, bias, eps)
 
     def gelu(self, x):
         from refimpl.model import gelu

@@ -84,15 +84,20 @@ class Linear:
         self.weight, self.bias = params[f"{name}.weight"], params[f"{name}.bias"]
 
     def __call__(self, x):
-        return x @ self.weight.T + self.bias
+        y = x @ self.weight.T
+        y += self.bias  # in place: one array per product, not two
+        return y
 
 
 class LayerNorm:
     def __init__(self, params: dict, name: str, eps: float, backend):
         self.weight, self.bias, self.eps, self.backend = params[f"{name}.weight"], params[f"{name}.bias"], eps, backend
 
-    def __call__(self, x):
-        return self.backend.layer_norm(x, self.weight, self.bias, self.eps)
+    def __call__(self, x, residual=None):
+        """LayerNorm(x), or LayerNorm(x + residual) (a backend may fuse the sum into the norm)."""
+        if residual is None:
+            return self.backend.layer_norm(x, self.weight, self.bias, self.eps)
+        return self.backend.residual_layer_norm(x, residual, self.weight, self.bias, self.eps)
 
 
 def sub(params: dict, prefix: str) -> dict:
@@ -133,9 +138,9 @@ class LongformerLayer:
 
     def __call__(self, hidden, kind, global_index, n_global, output_attentions):
         context, probs, global_probs = self.attention(hidden, kind, global_index, n_global, output_attentions)
-        hidden = self.attention_norm(self.attention_output(context) + hidden)  # (B, N, C)
+        hidden = self.attention_norm(self.attention_output(context), residual=hidden)  # (B, N, C)
         ff = self.act(self.intermediate(hidden))  # (B, N, F)
-        hidden = self.output_norm(self.output(ff) + hidden)  # (B, N, C)
+        hidden = self.output_norm(self.output(ff), residual=hidden)  # (B, N, C)
         return hidden, probs, global_probs
 
 

@@ -50,6 +50,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from refimpl.attention import LOCAL, MASKED
+from refimpl.backends import NumpyBackend
 from refimpl.model import _ERF_P, _ERF_Q
 
 # Numba's OpenMP threads (its threading layer here) spin for a while after each kernel before they sleep. In this
@@ -419,17 +420,10 @@ def _float32(a, name):
     return np.ascontiguousarray(a)
 
 
-class NumbaBackend:
+class NumbaBackend(NumpyBackend):
     """NumPy arrays; the band attention, GELU and LayerNorm as Numba kernels (see the module docstring)."""
 
     name = "numba"
-    xp = np
-
-    def asarray(self, a):
-        return np.asarray(a)
-
-    def asnumpy(self, a):
-        return np.asarray(a)
 
     def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions):
         """The contract of refimpl/backends.py: context (B, H, N, D), probs (B, H, N, G+2W+1) or None."""
