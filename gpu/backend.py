@@ -230,6 +230,14 @@ class CupyBackend:
     def gelu(self, x):
         return self.bias_gelu(x)
 
+    def global_attention(self, q_g, hidden, kv_global, kind, slot_used):
+        """Pass 4: the reference's code on CuPy arrays (cuBLAS products)."""
+        import cupy
+
+        from refimpl.attention import global_attention
+
+        return global_attention(q_g, hidden, kv_global, kind, slot_used, cupy)
+
     def residual_layer_norm(self, x, residual, weight, bias, eps):
         """LayerNorm(x + residual) over the last axis (residual may be None), in one pass over each row."""
         from gpu.loader import get_kernel

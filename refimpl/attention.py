@@ -170,6 +170,37 @@ def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_at
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Pass 4: the global tokens' rows. Written against the array module `xp`; a backend may replace it.
+# ---------------------------------------------------------------------------------------------------------------
+
+def project(x, weight_bias, count, H, xp):
+    """x (B, N, C) through a stacked (count*C, C) projection -> `count` arrays (B, H, N, D), contiguous."""
+    weight, bias = weight_bias
+    B, N, C = x.shape
+    y = x @ weight.T  # (B, N, count*C)
+    y += bias
+    heads = y.reshape(B, N, count, H, C // H).transpose(2, 0, 3, 1, 4)  # (count, B, H, N, D)
+    return [xp.ascontiguousarray(h) for h in heads]
+
+
+def global_softmax(scores_g, kind, slot_used, xp):
+    """Pass 4's softmax over all N keys of (B, H, G, N) scores: padding keys masked, filler slots 0."""
+    scores_g = xp.where((kind == PADDING)[:, None, None, :], MASKED, scores_g)
+    probs_g = xp.exp(scores_g - scores_g.max(axis=-1, keepdims=True))
+    probs_g = probs_g / probs_g.sum(axis=-1, keepdims=True)  # (B, H, G, N)
+    return xp.where(slot_used[:, None, :, None], probs_g, np.float32(0))
+
+
+def global_attention(q_g, hidden, kv_global, kind, slot_used, xp=np):
+    """Pass 4: the global queries q_g (B, H, G, D), already scaled, attend to every token through key_global and
+    value_global (kv_global: their stacked (2C, C) weight and (2C,) bias). hidden (B, N, C); kind (B, N);
+    slot_used (B, G). Returns context (B, H, G, D) and probabilities (B, H, G, N)."""
+    k_g, v_g = project(hidden, kv_global, 2, q_g.shape[1], xp)  # (B, H, N, D) each
+    probs_g = global_softmax(q_g @ k_g.swapaxes(-1, -2), kind, slot_used, xp)  # (B, H, G, N)
+    return probs_g @ v_g, probs_g  # (B, H, G, D), (B, H, G, N)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The layer: projections, passes 1-3 through the backend, pass 4, written once against the backend's array module.
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -188,14 +219,7 @@ class LongformerSelfAttention:
         self.kv_global = tuple(xp.concatenate([p[i] for p in (self.key_global, self.value_global)]) for i in (0, 1))
 
     def project(self, x, weight_bias, count=1):
-        """x (B, N, C) through a stacked (count*C, C) projection -> `count` arrays (B, H, N, D), contiguous."""
-        xp = self.backend.xp
-        weight, bias = weight_bias
-        y = x @ weight.T  # (B, N, count*C)
-        y += bias
-        B, N, _ = x.shape
-        heads = y.reshape(B, N, count, self.H, self.D).transpose(2, 0, 3, 1, 4)  # (count, B, H, N, D)
-        return [xp.ascontiguousarray(h) for h in heads]
+        return project(x, weight_bias, count, self.H, self.backend.xp)
 
     def __call__(self, hidden, kind, global_index, n_global, output_attentions=False):
         """hidden (B, N, C); kind (B, N) and global_index (B, G), n_global (B,) on the backend's device.
@@ -220,13 +244,8 @@ class LongformerSelfAttention:
             hidden_global = xp.take_along_axis(hidden, global_index[:, :, None], axis=1)  # (B, G, C)
             [q_g] = self.project(hidden_global, self.query_global)  # (B, H, G, D)
             q_g *= scale
-            k_g, v_g = self.project(hidden, self.kv_global, 2)  # (B, H, N, D) each
-            scores_g = q_g @ k_g.swapaxes(-1, -2)  # (B, H, G, N)
-            scores_g = xp.where((kind == PADDING)[:, None, None, :], MASKED, scores_g)
-            probs_g = xp.exp(scores_g - scores_g.max(axis=-1, keepdims=True))
-            probs_g = probs_g / probs_g.sum(axis=-1, keepdims=True)  # (B, H, G, N)
-            probs_g = xp.where(slot_used[:, None, :, None], probs_g, np.float32(0))  # filler slots are 0
-            context_g = probs_g @ v_g  # (B, H, G, D)
+            context_g, probs_g = self.backend.global_attention(
+                q_g, hidden, self.kv_global, kind, slot_used)  # (B, H, G, D), (B, H, G, N)
             # overwrite the global tokens' rows with their global context
             b, s = xp.nonzero(slot_used)  # used slots, as (row, slot) pairs
             context[b, :, global_index[b, s]] = context_g[b, :, s]  # (used slots, H, D)

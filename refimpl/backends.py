@@ -7,6 +7,7 @@ A backend is a small object with:
     asarray(a)                a NumPy array (weights, inputs) onto the backend's device
     asnumpy(a)                a backend array back to NumPy
     sliding_window_attention  the core of Longformer's local attention (contract below)
+    global_attention          pass 4, the global tokens' rows (refimpl.attention.global_attention defines it)
     layer_norm, gelu          elementwise ops; the defaults below are written against `xp`
     residual_layer_norm       LayerNorm(x + residual), which a backend may fuse
 
@@ -57,6 +58,11 @@ class NumpyBackend:
         from refimpl.model import layer_norm
 
         return layer_norm(x, weight, bias, eps)
+
+    def global_attention(self, q_g, hidden, kv_global, kind, slot_used):
+        from refimpl.attention import global_attention
+
+        return global_attention(q_g, hidden, kv_global, kind, slot_used, np)
 
     def residual_layer_norm(self, x, residual, weight, bias, eps):
         return self.layer_norm(x + residual, weight, bias, eps)

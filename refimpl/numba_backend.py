@@ -447,6 +447,33 @@ class NumbaBackend(NumpyBackend):
         _sliding_window_attention(q, k, v, kind, global_index, n_global, w, bool(output_attentions), context, probs)
         return context, (probs if output_attentions else None)
 
+    def global_attention(self, q_g, hidden, kv_global, kind, slot_used):
+        """Pass 4 with key_global and value_global folded into the few global queries, when that is cheaper.
+
+        The reference projects all N tokens through key_global and value_global (2 N C^2 multiply-adds) for the
+        sake of G queries. Folding the projections into the queries instead:
+            scores_g = q_g . (x W_k,h^T + b_k,h)   = (q_g W_k,h) x^T + q_g . b_k,h
+            context_g = probs_g (x W_v,h^T + b_v,h) = (probs_g x) W_v,h^T + (sum of probs_g) b_v,h
+        costs about 2 G H N C, so it pays while G H < C (G < 64 global tokens for longformer-base); above that the
+        reference's order is cheaper and is used. Same numbers up to float32 summation order.
+        """
+        from refimpl.attention import global_softmax
+
+        B, H, G, D = q_g.shape
+        C = hidden.shape[-1]
+        if G * H >= C:
+            return super().global_attention(q_g, hidden, kv_global, kind, slot_used)
+        weight, bias = kv_global  # (2C, C), (2C,): key_global then value_global
+        w_k, w_v = weight[:C].reshape(H, D, C), weight[C:].reshape(H, D, C)  # (H, D, C) each
+        b_k, b_v = bias[:C].reshape(H, 1, D), bias[C:].reshape(H, 1, D)  # (H, 1, D) each
+        x = hidden[:, None]  # (B, 1, N, C)
+        scores_g = (q_g @ w_k) @ x.swapaxes(-1, -2)  # (B, H, G, C) @ (B, 1, C, N) -> (B, H, G, N)
+        scores_g += (q_g * b_k).sum(axis=-1, keepdims=True)  # (B, H, G, 1)
+        probs_g = global_softmax(scores_g, kind, slot_used, np)  # (B, H, G, N)
+        context_g = (probs_g @ x) @ w_v.swapaxes(-1, -2)  # (B, H, G, C) @ (H, C, D) -> (B, H, G, D)
+        context_g += probs_g.sum(axis=-1, keepdims=True) * b_v  # (B, H, G, D)
+        return context_g, probs_g
+
     def bias_gelu(self, x, bias=None):
         """gelu(x + bias) in one pass over x (..., F)."""
         x = _float32(x, "x")

@@ -346,3 +346,22 @@ def test_thread_count_follows_numba_num_threads(tmp_path):
     result = run_smoke({"NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ok threads 1" in result.stdout
+
+
+@pytest.mark.parametrize("G", [1, 5, 20])  # G*H < C (folded into the queries) for 1 and 5; 20*4 >= 64 falls back
+def test_global_attention_folded_projections_equal_the_reference(G, numba_backend):
+    """Would catch: a wrong head slice of key_global/value_global, or a lost bias term, in the folded pass 4."""
+    from refimpl.attention import global_attention
+
+    rng = np.random.default_rng(G)
+    B, H, N, C = 2, 4, 45, 64
+    q_g = rng.standard_normal((B, H, G, C // H)).astype(np.float32)
+    hidden = rng.standard_normal((B, N, C)).astype(np.float32)
+    kv_global = (rng.standard_normal((2 * C, C)).astype(np.float32) / 8, rng.standard_normal(2 * C).astype(np.float32))
+    kind = np.ones((B, N), np.int8)
+    kind[1, 30:] = 0
+    slot_used = np.arange(G)[None, :] < np.array([[G], [max(G - 1, 1)]])
+    expected = global_attention(q_g, hidden, kv_global, kind, slot_used)
+    actual = numba_backend.global_attention(q_g, hidden, kv_global, kind, slot_used)
+    assert_close(actual[0], expected[0], atol=ATOL, rtol=1e-5, what="context")
+    assert_close(actual[1], expected[1], atol=PROBS_ATOL, rtol=0, what="probs")
