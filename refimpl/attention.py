@@ -170,7 +170,8 @@ def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_at
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Pass 4: the global tokens' rows. Written against the array module `xp`; a backend may replace it.
+# Projections, and pass 4: the global tokens' rows. Written against the array module `xp`; a backend may replace
+# global_attention (the Numba backend folds the projections into the few global queries).
 # ---------------------------------------------------------------------------------------------------------------
 
 def project(x, weight_bias, count, H, xp):
