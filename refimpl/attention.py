@@ -228,7 +228,7 @@ class LongformerSelfAttention:
         Returns context (B, N, C), local probabilities (B, H, N, G+2W+1) or None, global probabilities
         (B, H, N, G) or None (None also when no row has a global token).
         """
-        xp, H, D = self.backend.xp, self.H, self.D
+        xp, D = self.backend.xp, self.D
         B, N, C = hidden.shape
         G = global_index.shape[1]
         scale = np.float32(1.0 / math.sqrt(D))

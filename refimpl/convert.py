@@ -42,6 +42,7 @@ import numpy as np
 
 from refimpl import checkpoint
 from refimpl.config import SUPPORTED_ACTIVATIONS, LongformerConfig
+from refimpl.tokenizer import read_json
 
 SUPPORTED_MODEL_TYPES = ("bert", "roberta")
 
@@ -161,14 +162,7 @@ def read_source_config(src: str) -> tuple[str, dict]:
 def read_special_token_ids(src: str, model_type: str) -> tuple[dict[str, int], list[str]]:
     """{"cls": id, "sep": id, "pad": id} as far as the tokenizer files of `src` give them, and notes."""
     def load(name):
-        path = os.path.join(src, name)
-        if not os.path.isfile(path):
-            return {}
-        try:
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+        return read_json(os.path.join(src, name))
 
     def text(value):  # a special token as the files write it: a string, or {"content": ...}
         return value.get("content") if isinstance(value, dict) else value

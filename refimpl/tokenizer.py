@@ -121,8 +121,8 @@ class LongformerTokenizer:
         if not os.path.isdir(directory):
             raise ValueError(f"no tokenizer directory at {directory!r}: pass a directory that holds "
                              f"{TOKENIZER_FILE}, or {VOCAB_FILE} and {MERGES_FILE}")
-        config = _read_json(os.path.join(directory, CONFIG_FILE))
-        special_tokens_map = _read_json(os.path.join(directory, SPECIAL_TOKENS_FILE))
+        config = read_json(os.path.join(directory, CONFIG_FILE))
+        special_tokens_map = read_json(os.path.join(directory, SPECIAL_TOKENS_FILE))
         # special_tokens_map.json wins over tokenizer_config.json, as in transformers
         named = {role: config[f"{role}_token"] for role in SPECIAL_TOKEN_ROLES if config.get(f"{role}_token")}
         named.update({role: special_tokens_map[f"{role}_token"] for role in SPECIAL_TOKEN_ROLES
@@ -416,7 +416,8 @@ def _special_tokens_in_tokenizer_json(backend: Tokenizer) -> dict[str, str]:
     return found
 
 
-def _read_json(path: str) -> dict:
+def read_json(path: str) -> dict:
+    """The JSON object in `path`, or {} when there is no such file; invalid JSON is a ValueError."""
     if not os.path.isfile(path):
         return {}
     try:

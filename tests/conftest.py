@@ -69,3 +69,9 @@ def random_inputs(rng, batch, length, vocab_size=97, pad_token_id=1, pad_rows=()
         valid = np.flatnonzero(mask[row])
         glob[row, rng.choice(valid, size=count, replace=False)] = 1
     return ids, mask, glob
+
+
+def qa_ids(rng, batch, question, context, vocab=97):
+    """<s> question </s></s> context </s>: exactly three separators (id 2), as the QA head's default expects."""
+    rows = [[0, *rng.integers(3, vocab, question), 2, 2, *rng.integers(3, vocab, context), 2] for _ in range(batch)]
+    return np.array(rows)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import refimpl
-from conftest import assert_close, random_inputs
+from conftest import assert_close, qa_ids, random_inputs
 from refimpl.attention import GLOBAL, LOCAL, PADDING, global_slots, sliding_window_attention
 
 REASON = refimpl.available_backends()["numba"]
@@ -147,12 +147,6 @@ def test_exp_polynomial_is_within_two_ulp():
 # ---------------------------------------------------------------------------------------------------------------
 # Whole models: every head, every output
 # ---------------------------------------------------------------------------------------------------------------
-
-def qa_ids(rng, batch, question, context, vocab=97):
-    """<s> question </s></s> context </s>: exactly three separators (id 2), as the QA head's default expects."""
-    rows = [[0, *rng.integers(3, vocab, question), 2, 2, *rng.integers(3, vocab, context), 2] for _ in range(batch)]
-    return np.array(rows)
-
 
 def run_both(class_name, directory, **inputs):
     """The same checkpoint and inputs on the numpy and the numba backend, with every output."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import refimpl
-from conftest import PROBS_ATOL, assert_close, random_inputs
+from conftest import PROBS_ATOL, assert_close, qa_ids, random_inputs
 
 CONFIGS = {
     # name: (config overrides, batch, length, padded rows {row: kept}, global counts {row: count})
@@ -78,12 +78,6 @@ def test_explicit_positions_token_types_and_mask_of_twos(checkpoint_factory):
     ref = torch_run(ref_model, input_ids=ids, attention_mask=merged, token_type_ids=types, position_ids=positions)
     assert_close(ours.last_hidden_state, ref.last_hidden_state.numpy(), what="last_hidden_state")
     compare_encoder_outputs(ours, ref, glob * mask, 17)
-
-
-def qa_ids(rng, batch, question, context, vocab=97):
-    """<s> question </s></s> context </s>: exactly three separators (id 2), as the QA head's default expects."""
-    rows = [[0, *rng.integers(3, vocab, question), 2, 2, *rng.integers(3, vocab, context), 2] for _ in range(batch)]
-    return np.array(rows)
 
 
 def test_masked_lm_head_and_loss(checkpoint_factory):

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from viz_app import explore, figures, patterns
-from viz_app.views import common
 
 
 st.title("Attention patterns")
