@@ -102,7 +102,7 @@ class DenseBackend:
     xp = np
 
     def __init__(self):
-        from refimpl.backends import NumpyBackend
+        from refimpl.backends.numpy import NumpyBackend
 
         self._numpy = NumpyBackend()
         self.layer_norm, self.gelu, self.asarray, self.asnumpy = (
@@ -131,7 +131,7 @@ def make_config(max_tokens: int, layers: int):
 def make_params(config, seed: int = 0) -> dict[str, np.ndarray]:
     """Random weights: N(0, 0.02) as transformers initialises them (biases too, so that a bias that is lost shows),
     LayerNorm weights 1."""
-    from refimpl.checkpoint import encoder_shapes
+    from refimpl.io.checkpoint import encoder_shapes
 
     rng = np.random.default_rng(seed)
     return {name: np.ones(shape, np.float32) if name.endswith("LayerNorm.weight")

@@ -1,7 +1,7 @@
 """The `cupy` backend: the model's arrays live on an NVIDIA GPU as CuPy arrays; the attention, LayerNorm and GELU
 are the kernels in gpu/kernels, everything else (matrix products, the global rows) is CuPy's (cuBLAS).
 
-It meets the contract of refimpl/backends.py and must equal the NumPy reference `refimpl.attention`:
+It implements refimpl.backends.base.Backend and must equal the NumPy reference `refimpl.attention`:
 float32 within the tolerances of tests/test_gpu_backend.py. `CupyBackend(precision="float16" | "bfloat16")` runs
 the attention's two products on tensor cores with inputs rounded to that type (float sums, float32 in and out);
 that is an approximation of the reference, not equal to it.
@@ -17,6 +17,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+
+from refimpl.attention import global_attention
+from refimpl.backends.base import Backend, check_attention_inputs
 
 INSTALL_HINT = "pip install 'longformer-lab[gpu]'"
 
@@ -103,8 +106,8 @@ def swa_tc_smem_bytes(dmax: int) -> int:
             + 4 * (BQ + 2 * BK_TC))  # ints: row_local, key_pos, key_ok. DMAX 32: 52_480, 64: 72_960, 128: 113_920
 
 
-class CupyBackend:
-    """The cupy backend (see refimpl/backends.py for the contract)."""
+class CupyBackend(Backend):
+    """The cupy backend (the interface and its shapes: refimpl.backends.base.Backend)."""
 
     name = "cupy"
 
@@ -158,14 +161,8 @@ class CupyBackend:
         from gpu.loader import get_kernel
 
         cp = self.xp
+        B, H, N, D, G, w = check_attention_inputs(q, k, v, kind, global_index, n_global, w)
         q, k, v = (self._float32_input(a, n) for a, n in ((q, "q"), (k, "k"), (v, "v")))
-        if q.ndim != 4 or k.shape != q.shape or v.shape != q.shape:
-            raise ValueError(f"q, k, v must share one shape (B, H, N, D), got {q.shape}, {k.shape}, {v.shape}")
-        B, H, N, D = q.shape
-        w = int(w)
-        if w < 1:
-            raise ValueError(f"the one-sided window must be >= 1, got {w}")
-        G = int(global_index.shape[1])
         kind = self._int32(kind, "kind", (B, N))
         global_index = self._int32(global_index, "global_index", (B, G))
         n_global = self._int32(n_global, "n_global", (B,))
@@ -232,11 +229,7 @@ class CupyBackend:
 
     def global_attention(self, q_g, hidden, kv_global, kind, slot_used):
         """Pass 4: the reference's code on CuPy arrays (cuBLAS products)."""
-        import cupy
-
-        from refimpl.attention import global_attention
-
-        return global_attention(q_g, hidden, kv_global, kind, slot_used, cupy)
+        return global_attention(q_g, hidden, kv_global, kind, slot_used, self.xp)
 
     def residual_layer_norm(self, x, residual, weight, bias, eps):
         """LayerNorm(x + residual) over the last axis (residual may be None), in one pass over each row."""

@@ -2,28 +2,23 @@
 
     from refimpl import LongformerModel, LongformerTokenizer
     model = LongformerModel.from_pretrained("path/to/checkpoint", backend="numba")
+
+The paper: attention.py (the attention, passes 1-4), model.py (embeddings, layers, the encoder), heads.py (the five
+task heads), with inputs.py, outputs.py, ops.py and config.py. The seams: backends/ (the interface, numpy, numba,
+dense; cupy lives in gpu/). Files and formats: io/ (checkpoints, tokenizer, converter, default model).
 """
 
 from refimpl.backends import asnumpy, available_backends, get_backend
 from refimpl.config import LongformerConfig
-from refimpl.model import (
+from refimpl.heads import (
     LongformerForMaskedLM,
     LongformerForMultipleChoice,
     LongformerForQuestionAnswering,
     LongformerForSequenceClassification,
     LongformerForTokenClassification,
-    LongformerModel,
 )
-
-
-def __getattr__(name):
-    # the tokenizer imports `tokenizers`; load it only when asked for
-    if name == "LongformerTokenizer":
-        from refimpl.tokenizer import LongformerTokenizer
-
-        return LongformerTokenizer
-    raise AttributeError(f"module 'refimpl' has no attribute {name!r}")
-
+from refimpl.io.tokenizer import LongformerTokenizer
+from refimpl.model import LongformerModel
 
 __all__ = [
     "LongformerConfig", "LongformerTokenizer", "LongformerModel", "LongformerForMaskedLM",

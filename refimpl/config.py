@@ -11,8 +11,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-SUPPORTED_ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh")
-
+from refimpl.io.jsonfile import read_json
+from refimpl.ops import SUPPORTED_ACTIVATIONS
 
 @dataclass
 class LongformerConfig:
@@ -123,15 +123,7 @@ class LongformerConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "LongformerConfig":
-        try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise ValueError(f"no config.json at {path}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"{path} must hold a JSON object, got {type(d).__name__}")
+        d = read_json(path, missing_ok=False)
         model_type = d.get("model_type", "longformer")
         if model_type != "longformer":
             raise ValueError(

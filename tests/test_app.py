@@ -471,8 +471,8 @@ def test_parity_page_compares_every_implementation():
 # ---------------------------------------------------------------------------------------------------------------
 
 def _tokenizer():
-    from refimpl.default_model import default_checkpoint_dir
-    from refimpl.tokenizer import LongformerTokenizer
+    from refimpl.io.default_model import default_checkpoint_dir
+    from refimpl.io.tokenizer import LongformerTokenizer
 
     return LongformerTokenizer.from_pretrained(default_checkpoint_dir())
 

@@ -1,4 +1,4 @@
-"""refimpl.convert (BERT / RoBERTa -> Longformer) and refimpl.default_model (the embedded all-MiniLM-L6-v2).
+"""refimpl.io.convert (BERT / RoBERTa -> Longformer) and refimpl.io.default_model (the embedded all-MiniLM-L6-v2).
 
 The ground truths: transformers' BertModel and RobertaModel on the source weights (a Longformer whose window covers
 the whole input, without global tokens, computes what its source computes), and transformers' LongformerModel on
@@ -24,8 +24,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from refimpl import LongformerModel
-from refimpl import default_model
-from refimpl.convert import convert, position_table
+from refimpl.io import default_model
+from refimpl.io.convert import convert, position_table
 from conftest import assert_close, random_inputs
 
 torch = pytest.importorskip("torch")
@@ -69,7 +69,7 @@ def bert(minilm):
 @pytest.fixture(scope="session")
 def minilm_batch(minilm):
     """TEXTS tokenized by the converted folder's tokenizer, padded: (ids, attention_mask), (B, N)."""
-    from refimpl.tokenizer import LongformerTokenizer
+    from refimpl.io.tokenizer import LongformerTokenizer
 
     encoding = LongformerTokenizer.from_pretrained(minilm[1])(TEXTS, padding=True)
     return encoding["input_ids"], encoding["attention_mask"]
@@ -241,7 +241,7 @@ def test_transformers_loads_converted_roberta_and_equals_ours(roberta):
 def test_converted_tokenizer_gives_the_source_ids(minilm):
     """Catches tokenizer files lost or altered in the copy, and an AutoTokenizer that, following config.json's
     model_type, would build RoBERTa's BPE for a WordPiece vocabulary."""
-    from refimpl.tokenizer import LongformerTokenizer
+    from refimpl.io.tokenizer import LongformerTokenizer
 
     src, dst, _ = minilm
     source = transformers.AutoTokenizer.from_pretrained(src)

@@ -280,7 +280,7 @@ def swa_kernel(precision):
 
 
 def bias_gelu(grid, block, shared_mem, x, bias, out, n, C, has_bias):
-    from refimpl.model import gelu
+    from refimpl.ops import gelu
 
     assert n == x.size == out.size and block == (256,) and grid == (min(-(-n // 256), 1 << 20),)
     h = x.reshape(-1, int(C)) + (bias if has_bias else np.float32(0))
@@ -288,7 +288,7 @@ def bias_gelu(grid, block, shared_mem, x, bias, out, n, C, has_bias):
 
 
 def residual_layer_norm(grid, block, shared_mem, x, residual, weight, bias, out, C, eps, has_residual):
-    from refimpl.model import layer_norm
+    from refimpl.ops import layer_norm
 
     rows = x.size // C
     assert grid == (rows,) and shared_mem == 4 * C
@@ -350,14 +350,14 @@ def test_launcher_checks_its_inputs(numpy_launcher):
     with pytest.raises(TypeError, match="float32"):
         backend.sliding_window_attention(q.astype(np.float64), k, v, kind, global_index, n_global, w, False)
     with pytest.raises(ValueError, match="C-contiguous"):
-        backend.sliding_window_attention(q.swapaxes(2, 3), k, v, kind, global_index, n_global, w, False)
+        backend.sliding_window_attention(np.asfortranarray(q), k, v, kind, global_index, n_global, w, False)
     with pytest.raises(ValueError, match="head sizes"):
         big = np.zeros(q.shape[:3] + (130,), np.float32)
         backend.sliding_window_attention(big, big, big, kind, global_index, n_global, w, False)
 
 
 def test_elementwise_launchers(numpy_launcher):
-    from refimpl.model import gelu, layer_norm
+    from refimpl.ops import gelu, layer_norm
 
     backend = numpy_launcher()
     rng = np.random.default_rng(5)
@@ -463,7 +463,7 @@ def test_tensor_core_attention_equals_its_rounding(name, precision):
 @pytest.mark.parametrize("shape", [(1, 1), (3, 37), (2, 5, 384), (4, 768), (7, 3072)])
 def test_elementwise_kernels_equal_numpy(shape, cupy_backend):
     """bias + GELU and residual + LayerNorm, including widths that are not a multiple of a warp."""
-    from refimpl.model import gelu, layer_norm
+    from refimpl.ops import gelu, layer_norm
 
     rng = np.random.default_rng(3)
     x, residual = (rng.standard_normal(shape, dtype=np.float32) * 3 for _ in range(2))

@@ -112,7 +112,7 @@ def test_rejects_what_the_contract_excludes(numba_backend):
 
 
 def test_gelu_and_layer_norm_equal_reference(numba_backend):
-    from refimpl.model import gelu, layer_norm
+    from refimpl.ops import gelu, layer_norm
 
     rng = np.random.default_rng(13)
     x = rng.standard_normal((3, 17, 40), dtype=np.float32) * 4  # beyond the erf clamp at |x / sqrt 2| = 4
@@ -130,7 +130,7 @@ def test_exp_polynomial_is_within_two_ulp():
     """The vectorizable exp of pass 2 against float64 exp, over the range a softmax feeds it (x <= 0)."""
     import numba
 
-    from refimpl.numba_backend import _exp
+    from refimpl.backends.numba import _exp
 
     @numba.njit
     def exp_all(x):
@@ -274,7 +274,7 @@ SMOKE = textwrap.dedent("""
     warnings.simplefilter("always")
     import numpy as np
     from refimpl.attention import global_slots, sliding_window_attention
-    from refimpl.numba_backend import NumbaBackend
+    from refimpl.backends.numba import NumbaBackend
     import numba
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((1, 2, 30, 8), dtype=np.float32) for _ in range(3))
@@ -299,7 +299,7 @@ def test_no_writable_cache_folder_compiles_without_cache(tmp_path):
     compile in the process with a warning instead of failing at import. Checked on a copy of the package whose
     __pycache__ is a file (so it holds for root too, who may write into read-only folders)."""
     shutil.copytree(REPO / "refimpl", tmp_path / "refimpl", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "refimpl" / "__pycache__").write_text("not a folder")
+    (tmp_path / "refimpl" / "backends" / "__pycache__").write_text("not a folder")
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, so nothing can be created below it")
     result = run_smoke({"NUMBA_CACHE_DIR": str(blocker / "cache"), "HOME": str(blocker / "home"),
@@ -312,7 +312,7 @@ def test_no_writable_cache_folder_compiles_without_cache(tmp_path):
 BOUNDS = textwrap.dedent("""
     import numpy as np
     from test_numba_backend import KERNEL_CASES, attention_inputs, kinds
-    from refimpl.numba_backend import NumbaBackend
+    from refimpl.backends.numba import NumbaBackend
     backend = NumbaBackend()
     for name, (B, H, N, D, W, pad, n_global) in KERNEL_CASES.items():
         rng = np.random.default_rng(len(name))

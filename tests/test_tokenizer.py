@@ -1,4 +1,4 @@
-"""refimpl.tokenizer against transformers' LongformerTokenizerFast (the ground truth) and BertTokenizerFast.
+"""refimpl.io.tokenizer against transformers' LongformerTokenizerFast (the ground truth) and BertTokenizerFast.
 
 A small byte-level BPE is trained here, so nothing is downloaded. The oracle is built with
 `LongformerTokenizerFast.from_pretrained(directory)`: in transformers 5.23, `LongformerTokenizerFast(vocab_file=...,
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from tokenizers import ByteLevelBPETokenizer
 
-from refimpl.tokenizer import LongformerTokenizer
+from refimpl.io.tokenizer import LongformerTokenizer
 
 transformers = pytest.importorskip("transformers")
 

@@ -1,6 +1,6 @@
 // The feed-forward block's elementwise pieces, float32: bias + exact GELU, and residual + LayerNorm.
 // Computes: bias_gelu_f32      out = gelu(x + bias) with gelu(h) = h/2 (1 + erf(h / sqrt 2)) (BERT's exact GELU;
-//                              refimpl.model.gelu), bias optional (has_bias 0: out = gelu(x)).
+//                              refimpl.ops.gelu), bias optional (has_bias 0: out = gelu(x)).
 //           residual_layer_norm_f32  out = LayerNorm(x + residual) over the last axis, biased variance, as torch;
 //                              residual optional (has_residual 0). out may be x (the row is read before it is written).
 // Shapes: x, residual, out (rows, C) float32 C-contiguous; bias, weight (C,) float32.

@@ -13,9 +13,9 @@ import threading
 
 import streamlit as st
 
-from refimpl.default_model import HOW_TO_USE_ANOTHER_MODEL, resolve_model_dir
+from refimpl.io.default_model import HOW_TO_USE_ANOTHER_MODEL, resolve_model_dir
 from refimpl.model import LongformerModel
-from refimpl.tokenizer import LongformerTokenizer
+from refimpl.io.tokenizer import LongformerTokenizer
 from viz_app import explore
 from viz_app.launch import MODEL_ENV  # `longformer-lab app --model DIR` passes the folder through it
 

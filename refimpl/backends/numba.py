@@ -49,9 +49,10 @@ import numpy as np
 from numba import prange, types
 from numba.extending import intrinsic
 
-from refimpl.attention import LOCAL, MASKED
-from refimpl.backends import NumpyBackend
-from refimpl.model import _ERF_P, _ERF_Q
+from refimpl.attention import LOCAL, MASKED, global_softmax
+from refimpl.backends.base import check_attention_inputs
+from refimpl.backends.numpy import NumpyBackend
+from refimpl.ops import ERF_CLAMP, ERF_P, ERF_Q
 
 # Numba's OpenMP threads (its threading layer here) spin for a while after each kernel before they sleep. In this
 # model a BLAS product follows every kernel on the same cores, and that spinning takes CPU from it: the whole model
@@ -119,14 +120,14 @@ def _exp(x):
     return p * _float_from_bits(np.int32((np.int32(n) + 127) << 23))
 
 
-_P = tuple(np.float32(c) for c in _ERF_P)
-_Q = tuple(np.float32(c) for c in _ERF_Q)
+_P = tuple(np.float32(c) for c in ERF_P)
+_Q = tuple(np.float32(c) for c in ERF_Q)
 
 
 @_jit(fastmath=_FMA, inline="always")
 def _gelu1(x):
-    """x * Phi(x) with the reference's rational erf (refimpl.model.erf): clamp, then p(z^2) * z / q(z^2)."""
-    z = min(max(x * np.float32(1 / math.sqrt(2)), np.float32(-4.0)), np.float32(4.0))
+    """x * Phi(x) with the reference's rational erf (refimpl.ops.erf): clamp, then p(z^2) * z / q(z^2)."""
+    z = min(max(x * np.float32(1 / math.sqrt(2)), np.float32(-ERF_CLAMP)), np.float32(ERF_CLAMP))
     z2 = z * z
     p = (((((_P[0] * z2 + _P[1]) * z2 + _P[2]) * z2 + _P[3]) * z2 + _P[4]) * z2 + _P[5]) * z2 + _P[6]
     q = (((_Q[0] * z2 + _Q[1]) * z2 + _Q[2]) * z2 + _Q[3]) * z2 + _Q[4]
@@ -426,21 +427,12 @@ class NumbaBackend(NumpyBackend):
     name = "numba"
 
     def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions):
-        """The contract of refimpl/backends.py: context (B, H, N, D), probs (B, H, N, G+2W+1) or None."""
+        """The contract of refimpl.backends.base.Backend: context (B, H, N, D), probs (B, H, N, G+2W+1) or None."""
+        B, H, N, D, G, w = check_attention_inputs(q, k, v, kind, global_index, n_global, w)
         q, k, v = _float32(q, "q"), _float32(k, "k"), _float32(v, "v")
-        if not q.shape == k.shape == v.shape or q.ndim != 4:
-            raise ValueError(f"q, k, v must share one shape (B, H, N, D), got {q.shape}, {k.shape}, {v.shape}")
-        B, H, N, D = q.shape
-        w = int(w)
-        if w < 1:
-            raise ValueError(f"the one-sided window must be >= 1, got {w}")
         kind = np.ascontiguousarray(kind, dtype=np.int8)  # (B, N)
         global_index = np.ascontiguousarray(global_index, dtype=np.int64)  # (B, G)
         n_global = np.ascontiguousarray(n_global, dtype=np.int64)  # (B,)
-        if kind.shape != (B, N) or global_index.shape[0] != B or n_global.shape != (B,):
-            raise ValueError(f"kind {kind.shape}, global_index {global_index.shape}, n_global {n_global.shape} do "
-                             f"not match q's batch {B} and length {N}")
-        G = global_index.shape[1]
         context = np.empty((B, H, N, D), np.float32)  # (B, H, N, D)
         probs_shape = (B, H, N, G + 2 * w + 1) if output_attentions else (0, 0, 0, 0)
         probs = np.empty(probs_shape, np.float32)  # (B, H, N, G+2W+1), or empty when not asked for
@@ -457,8 +449,6 @@ class NumbaBackend(NumpyBackend):
         costs about 2 G H N C, so it pays while G H < C (G < 64 global tokens for longformer-base); above that the
         reference's order is cheaper and is used. Same numbers up to float32 summation order.
         """
-        from refimpl.attention import global_softmax
-
         B, H, G, D = q_g.shape
         C = hidden.shape[-1]
         if G * H >= C:

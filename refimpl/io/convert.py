@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refimpl import checkpoint
-from refimpl.config import SUPPORTED_ACTIVATIONS, LongformerConfig
-from refimpl.tokenizer import read_json
+from refimpl.io import checkpoint
+from refimpl.config import LongformerConfig
+from refimpl.ops import SUPPORTED_ACTIVATIONS
+from refimpl.io.jsonfile import read_json
 
 SUPPORTED_MODEL_TYPES = ("bert", "roberta")
 
@@ -135,13 +136,7 @@ def read_source_config(src: str) -> tuple[str, dict]:
     if not os.path.isfile(path):
         raise ValueError(f"source {src!r} has no config.json, so its model type is unknown; a checkpoint folder "
                          "holds config.json, model.safetensors and the tokenizer files")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_json(path, missing_ok=False)
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         hint = (" It is already a Longformer checkpoint: load it directly." if model_type == "longformer" else "")
@@ -243,17 +238,13 @@ def _copy_tokenizer_files(src: str, dst: str, model_type: str, positions: int) -
     if "tokenizer.json" in present:
         # a fixed truncation or padding length in the file (all-MiniLM-L6-v2 has 128) is a per-call setting
         path = os.path.join(dst, "tokenizer.json")
-        with open(path, encoding="utf-8") as f:
-            tokenizer_json = json.load(f)
+        tokenizer_json = read_json(path)
         if tokenizer_json.get("truncation") is not None or tokenizer_json.get("padding") is not None:
             tokenizer_json["truncation"] = tokenizer_json["padding"] = None
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(tokenizer_json, f, ensure_ascii=False, indent=2)
     path = os.path.join(dst, "tokenizer_config.json")
-    tokenizer_config = {}
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            tokenizer_config = json.load(f)
+    tokenizer_config = read_json(path)
     tokenizer_config["model_max_length"] = positions
     tokenizer_config.setdefault("tokenizer_class", TOKENIZER_CLASS[model_type])
     with open(path, "w", encoding="utf-8") as f:
@@ -387,32 +378,3 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: in
 # ---------------------------------------------------------------------------------------------------------------
 # The CLI: longformer-lab convert SRC DST
 # ---------------------------------------------------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("src", help="a transformers BERT or RoBERTa checkpoint folder (config.json, "
-                                    "model.safetensors, tokenizer files)")
-    parser.add_argument("dst", help="the folder to write the Longformer checkpoint into (new or empty)")
-    parser.add_argument("--attention-window", type=int, default=512, metavar="W",
-                        help="the full local window, both sides, even (default 512, as longformer-base-4096)")
-    parser.add_argument("--max-positions", type=int, default=4096, metavar="N",
-                        help="tokens the new position table holds; the learned ones are repeated (default 4096)")
-    parser.add_argument("--overwrite", action="store_true", help="write into DST even if it is not empty")
-
-
-def run(args) -> int:
-    s = convert(args.src, args.dst, attention_window=args.attention_window, max_positions=args.max_positions,
-                progress=True, overwrite=args.overwrite)
-    print(f"converted {s.source_type} checkpoint {s.source}")
-    print(f"  layers            {s.num_layers} (hidden size {s.hidden_size})")
-    print(f"  positions         {s.source_positions} -> {s.positions} (table of {s.max_position_embeddings} rows, "
-          f"first position at row {s.pad_token_id + 1})")
-    print(f"  attention window  {s.attention_window}")
-    print(f"  special tokens    pad {s.pad_token_id}, bos {s.bos_token_id}, eos {s.eos_token_id}, sep {s.sep_token_id}")
-    print(f"  copied            {s.copied} tensors; {s.global_projections} global projections from the local ones")
-    if s.not_copied:
-        shown = ", ".join(s.not_copied[:6]) + (f" and {len(s.not_copied) - 6} more" if len(s.not_copied) > 6 else "")
-        print(f"  not copied        {len(s.not_copied)} tensors with no place in LongformerModel: {shown}")
-    for note in s.notes:
-        print(f"  note              {note}")
-    print(f"wrote {s.destination}: {', '.join(s.files)}")
-    return 0

@@ -8,13 +8,13 @@ read only when torch is importable, and then with `torch.load(weights_only=True)
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 
 import numpy as np
 
 from refimpl.config import LongformerConfig
+from refimpl.io.jsonfile import read_json
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -68,11 +68,10 @@ def read_tensors(directory: str | os.PathLike) -> dict[str, np.ndarray]:
     if os.path.isfile(single):
         tensors = _read_safetensors(single)
     elif os.path.isfile(index):
-        try:
-            with open(index, encoding="utf-8") as f:
-                weight_map = json.load(f)["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{index} is not a safetensors index (a JSON object with a 'weight_map'): {e}") from None
+        weight_map = read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(s, str) for s in weight_map.values()):
+            raise ValueError(f"{index} is not a safetensors index: its 'weight_map' must be an object mapping "
+                             "weight names to shard file names")
         tensors = {}
         for shard in sorted(set(weight_map.values())):
             path = os.path.join(directory, shard)

@@ -42,6 +42,8 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 
+from refimpl.io.jsonfile import read_json
+
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
@@ -414,17 +416,6 @@ def _special_tokens_in_tokenizer_json(backend: Tokenizer) -> dict[str, str]:
             if a + 1 < len(template) and "SpecialToken" in template[a + 1]:
                 found["sep"] = template[a + 1]["SpecialToken"]["id"]
     return found
-
-
-def read_json(path: str) -> dict:
-    """The JSON object in `path`, or {} when there is no such file; invalid JSON is a ValueError."""
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
 def _token_text(value) -> str | None:
