@@ -1,7 +1,10 @@
-"""Shared test helpers: checkpoints that transformers itself saved, from randomly initialised models.
+"""Shared test helpers: the tolerances, and checkpoints that transformers itself saved from random models.
 
-Tolerances are stated once, here (float32): hidden states and logits within 2e-5 absolute plus 1e-4 relative,
-attention probabilities within 2e-6.
+Every tolerance of the suite is stated once, here, and imported by the tests that use it (float32 throughout):
+  - against transformers:            hidden states and logits 2e-5 absolute + 1e-4 relative, probabilities 2e-6
+  - a backend against the reference:  hidden states, context, logits, losses 1e-5 absolute, probabilities 1e-6
+  - half-precision (tensor-core) attention against the float32 reference: HALF_TOL per type
+  - the converter against the source model (BERT, RoBERTa): SOURCE_ATOL
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ import warnings
 import numpy as np
 import pytest
 
-HIDDEN_ATOL, HIDDEN_RTOL = 2e-5, 1e-4
+HIDDEN_ATOL, HIDDEN_RTOL = 2e-5, 1e-4  # against transformers
 PROBS_ATOL = 2e-6
+BACKEND_ATOL = 1e-5  # a backend (numba, cupy float32, dense) against the NumPy reference, or the float64 oracle
+BACKEND_PROBS_ATOL = 1e-6
+HALF_TOL = {"float16": dict(atol=3e-3, rtol=1e-2), "bfloat16": dict(atol=2e-2, rtol=5e-2)}
+SOURCE_ATOL = 1e-4  # a converted checkpoint against the BERT/RoBERTa model it came from
 
 # A small Longformer: 3 layers with per-layer windows, 4 heads of size 8, room for 120 tokens.
 SMALL = dict(vocab_size=97, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,

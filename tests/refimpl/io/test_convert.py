@@ -26,12 +26,11 @@ from safetensors.numpy import load_file
 from refimpl import LongformerModel
 from refimpl.io import default_model
 from refimpl.io.convert import convert, position_table
-from conftest import assert_close, random_inputs
+from conftest import SOURCE_ATOL, assert_close, random_inputs
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-SOURCE_ATOL = 1e-4
 
 TEXTS = [
     "Longformer's attention mechanism is a drop-in replacement for the standard self-attention and combines a "

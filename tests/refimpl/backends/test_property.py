@@ -17,12 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import refimpl
-from conftest import assert_close
+from conftest import BACKEND_ATOL as ATOL, BACKEND_PROBS_ATOL as PROBS_ATOL, assert_close
 from refimpl.attention import GLOBAL, LOCAL, PADDING, global_slots
 from refimpl.dense import dense_attention, dense_to_local
 
-ATOL = 1e-5  # context, float32 against the float64 oracle
-PROBS_ATOL = 1e-6  # probabilities
 
 BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(reason is not None, reason=f"{name} backend: {reason}"))
             for name, reason in refimpl.available_backends().items()]

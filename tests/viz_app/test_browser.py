@@ -24,7 +24,7 @@ from viz_app import launch
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
 PAGE_TITLES = ["Attention explorer", "Patterns", "Complexity scaling", "Backend parity"]
 WAIT_MS = 180_000  # a 2-core machine running the server, the model and the browser at once is slow

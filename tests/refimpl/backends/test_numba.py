@@ -20,15 +20,13 @@ import numpy as np
 import pytest
 
 import refimpl
-from conftest import assert_close, qa_ids, random_inputs
+from conftest import BACKEND_ATOL as ATOL, BACKEND_PROBS_ATOL as PROBS_ATOL, assert_close, qa_ids, random_inputs
 from refimpl.attention import GLOBAL, LOCAL, PADDING, global_slots, sliding_window_attention
 
 REASON = refimpl.available_backends()["numba"]
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"numba backend: {REASON}")
 
-ATOL = 1e-5  # context, hidden states, logits, losses
-PROBS_ATOL = 1e-6  # attention probabilities
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +309,7 @@ def test_no_writable_cache_folder_compiles_without_cache(tmp_path):
 
 BOUNDS = textwrap.dedent("""
     import numpy as np
-    from test_numba_backend import KERNEL_CASES, attention_inputs, kinds
+    from test_numba import KERNEL_CASES, attention_inputs, kinds
     from refimpl.backends.numba import NumbaBackend
     backend = NumbaBackend()
     for name, (B, H, N, D, W, pad, n_global) in KERNEL_CASES.items():
@@ -328,7 +326,7 @@ def test_kernels_index_inside_their_arrays(tmp_path):
     """Every kernel case again with Numba's bounds checking on (it is off in normal runs, where a read past the end
     of a buffer returns whatever lies there and usually goes unnoticed): an IndexError fails the test."""
     env = {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), str(Path(__file__).parent)])}
     result = subprocess.run([sys.executable, "-c", BOUNDS], env={**os.environ, **env}, cwd=tmp_path,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
