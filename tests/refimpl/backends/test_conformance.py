@@ -1,0 +1,140 @@
+"""Every method of the backend interface (refimpl.backends.base.Backend), on every backend that runs here, against
+the NumPy reference backend: random inputs and the edge cases of the contract (N = 1, a window wider than N, every
+token global, rows of padding). A backend that drifts from the interface or from the reference fails here.
+
+Would catch: a backend missing a method the model calls (the benchmark's hand-copied dense backend once did), a
+kernel that mishandles a short or fully global row, a fused LayerNorm or GELU off the reference.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+from conftest import BACKEND_ATOL, BACKEND_PROBS_ATOL, assert_close
+
+from refimpl.attention import GLOBAL, LOCAL, PADDING, global_slots
+from refimpl.backends import BACKENDS, available_backends, get_backend
+from refimpl.backends.base import Backend
+
+RUNNABLE = [name for name, why in available_backends().items() if why is None]
+OTHERS = [name for name in RUNNABLE if name != "numpy"]
+
+# name -> (B, H, N, D, W, kinds per row as a function of N)
+CASES = {
+    "N = 1": (1, 2, 1, 8, 3, lambda n: [[LOCAL]]),
+    "window wider than N": (2, 2, 7, 8, 20, lambda n: [[LOCAL] * n, [LOCAL] * 5 + [PADDING] * 2]),
+    "all global": (1, 2, 6, 8, 2, lambda n: [[GLOBAL] * n]),
+    "all padding row": (2, 3, 9, 4, 2, lambda n: [[PADDING] * n, [GLOBAL] + [LOCAL] * (n - 1)]),
+    "mixed": (2, 2, 40, 16, 5, lambda n: [[GLOBAL] + [LOCAL] * 30 + [PADDING] * 9,
+                                          [LOCAL] * 10 + [GLOBAL, GLOBAL] + [LOCAL] * 28]),
+    "wide": (1, 4, 130, 32, 16, lambda n: [[LOCAL] * 64 + [GLOBAL] + [LOCAL] * 65]),
+}
+
+
+def attention_inputs(name):
+    B, H, N, D, W, kinds = CASES[name]
+    rng = np.random.default_rng(len(name))
+    q, k, v = (rng.standard_normal((B, H, N, D), dtype=np.float32) for _ in range(3))
+    kind = np.array(kinds(N), np.int8)
+    global_index, n_global = global_slots(kind)
+    return q, k, v, kind, global_index, n_global, W
+
+
+def test_every_registered_backend_implements_the_interface():
+    """Each registered class is a Backend with no abstract method left, and overrides keep the interface's
+    parameter names (the model calls them by position and by name)."""
+    for name in RUNNABLE:
+        backend = get_backend(name)
+        assert isinstance(backend, Backend) and backend.name == name
+        assert not getattr(type(backend), "__abstractmethods__", None)
+        for method, spec in inspect.getmembers(Backend, inspect.isfunction):
+            if method.startswith("_"):
+                continue
+            ours = inspect.signature(getattr(type(backend), method))
+            assert list(ours.parameters)[:len(inspect.signature(spec).parameters)] == \
+                list(inspect.signature(spec).parameters), f"{name}.{method}{ours} differs from the interface"
+    assert set(BACKENDS) >= {"numpy", "numba", "dense", "cupy"}
+
+
+@pytest.mark.parametrize("backend_name", OTHERS)
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("output_attentions", [False, True])
+def test_sliding_window_attention(backend_name, case, output_attentions):
+    backend, reference = get_backend(backend_name), get_backend("numpy")
+    q, k, v, kind, global_index, n_global, w = attention_inputs(case)
+    up = backend.asarray
+    context, probs = backend.sliding_window_attention(up(q), up(k), up(v), up(kind), up(global_index),
+                                                      up(n_global), w, output_attentions)
+    ref_context, ref_probs = reference.sliding_window_attention(q, k, v, kind, global_index, n_global, w,
+                                                                output_attentions)
+    assert_close(backend.asnumpy(context), ref_context, atol=BACKEND_ATOL, rtol=0, what="context")
+    if output_attentions:
+        assert_close(backend.asnumpy(probs), ref_probs, atol=BACKEND_PROBS_ATOL, rtol=0, what="probs")
+    else:
+        assert probs is None
+
+
+@pytest.mark.parametrize("backend_name", OTHERS)
+@pytest.mark.parametrize("case", ["all global", "all padding row", "mixed"])
+def test_global_attention(backend_name, case):
+    backend, reference = get_backend(backend_name), get_backend("numpy")
+    rng = np.random.default_rng(7)
+    _, _, _, kind, global_index, n_global, _ = attention_inputs(case)
+    B, N = kind.shape
+    H, D = 2, 8
+    C = H * D
+    G = global_index.shape[1]
+    q_g = rng.standard_normal((B, H, G, D), dtype=np.float32)
+    hidden = rng.standard_normal((B, N, C), dtype=np.float32)
+    kv_global = (rng.standard_normal((2 * C, C), dtype=np.float32) * 0.1, rng.standard_normal(2 * C, dtype=np.float32))
+    slot_used = np.arange(G)[None, :] < n_global[:, None]
+    up = backend.asarray
+    context, probs = backend.global_attention(up(q_g), up(hidden), tuple(map(up, kv_global)), up(kind), up(slot_used))
+    ref_context, ref_probs = reference.global_attention(q_g, hidden, kv_global, kind, slot_used)
+    assert_close(backend.asnumpy(context), ref_context, atol=BACKEND_ATOL, rtol=0, what="global context")
+    assert_close(backend.asnumpy(probs), ref_probs, atol=BACKEND_PROBS_ATOL, rtol=0, what="global probs")
+
+
+@pytest.mark.parametrize("backend_name", OTHERS)
+@pytest.mark.parametrize("shape", [(1, 1, 8), (2, 5, 32), (3, 768)])
+def test_elementwise(backend_name, shape):
+    backend, reference = get_backend(backend_name), get_backend("numpy")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape, dtype=np.float32) * 3
+    residual = rng.standard_normal(shape, dtype=np.float32)
+    weight = rng.standard_normal(shape[-1], dtype=np.float32)
+    bias = rng.standard_normal(shape[-1], dtype=np.float32)
+    up, down = backend.asarray, backend.asnumpy
+    assert_close(down(backend.gelu(up(x))), reference.gelu(x), atol=BACKEND_ATOL, rtol=0, what="gelu")
+    assert_close(down(backend.layer_norm(up(x), up(weight), up(bias), 1e-5)),
+                 reference.layer_norm(x, weight, bias, 1e-5), atol=BACKEND_ATOL, rtol=0, what="layer_norm")
+    assert_close(down(backend.residual_layer_norm(up(x), up(residual), up(weight), up(bias), 1e-5)),
+                 reference.residual_layer_norm(x, residual, weight, bias, 1e-5), atol=BACKEND_ATOL, rtol=0,
+                 what="residual_layer_norm")
+
+
+@pytest.mark.parametrize("backend_name", RUNNABLE)
+def test_the_attention_contract_is_checked_the_same_way(backend_name):
+    """One input check for every backend: a wrong dtype, shape or window is refused with the same message."""
+    backend = get_backend(backend_name)
+    q, k, v, kind, global_index, n_global, w = attention_inputs("mixed")
+    up = backend.asarray
+    with pytest.raises(TypeError, match="q must be float32"):
+        backend.sliding_window_attention(up(q.astype(np.float64)), up(k), up(v), up(kind), up(global_index),
+                                         up(n_global), w, False)
+    with pytest.raises(ValueError, match="share one shape"):
+        backend.sliding_window_attention(up(q[:, :1]), up(k), up(v), up(kind), up(global_index), up(n_global), w,
+                                         False)
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        backend.sliding_window_attention(up(q), up(k), up(v), up(kind), up(global_index), up(n_global), 0, False)
+    with pytest.raises(ValueError, match="kind must have shape"):
+        backend.sliding_window_attention(up(q), up(k), up(v), up(kind[:, 1:]), up(global_index), up(n_global), w,
+                                         False)
+
+
+def test_unknown_and_wrongly_typed_backends_are_refused():
+    for bad in ("jax", None, 3, object()):
+        with pytest.raises(ValueError, match="backend"):
+            get_backend(bad)
