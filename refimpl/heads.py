@@ -8,6 +8,8 @@ Legend: B batch, N sequence length, C hidden size, V vocabulary, L labels, K cho
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from refimpl.backends import asnumpy
@@ -65,6 +67,30 @@ def question_end(ids: np.ndarray, sep_token_id: int) -> np.ndarray:
     return is_sep.argmax(axis=1)
 
 
+def labels_of(labels, name: str, shape: tuple, integer: bool = True) -> np.ndarray:
+    """Labels as int64 (or float64 targets) of exactly `shape`, or a ValueError giving the shape expected."""
+    labels = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
+    if integer:
+        labels = int_array(labels, name)
+    elif labels.dtype == object or labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.number):
+        raise ValueError(f"{name} must hold numbers, got dtype {labels.dtype}")
+    if labels.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} to match the logits, got {labels.shape}")
+    if not integer and not np.isfinite(labels).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return labels if integer else labels.astype(np.float64)
+
+
+def batch_shape(input_ids, inputs_embeds, dims: int) -> tuple:
+    """The (B, N) (or (B, K, N)) shape of the inputs, from the ids or from the embeddings."""
+    if input_ids is not None:
+        ids = int_array(input_ids, "input_ids")
+        return ids.shape
+    if inputs_embeds is None:
+        raise ValueError("give exactly one of input_ids and inputs_embeds (got neither)")
+    return np.shape(inputs_embeds)[:dims]
+
+
 class LongformerForMaskedLM(LongformerPreTrainedModel):
     """dense -> GELU -> LayerNorm -> decoder tied to the word embeddings. No default global attention."""
 
@@ -92,17 +118,26 @@ class LongformerForMaskedLM(LongformerPreTrainedModel):
         params.pop("lm_head.decoder.bias", None)
         return params
 
-    def forward(self, input_ids, attention_mask=None, global_attention_mask=None, token_type_ids=None,
-                position_ids=None, labels=None, output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, *, masked_lm_labels=None):
+        """masked_lm_labels: the old name of labels (transformers before 4.0), accepted with a FutureWarning so
+        that code of that time, such as the snippet of transformers' Longformer page, runs as written."""
+        if masked_lm_labels is not None:
+            if labels is not None:
+                raise ValueError("give labels or its old name masked_lm_labels, not both")
+            warnings.warn("masked_lm_labels is deprecated; use labels", FutureWarning, stacklevel=2)
+            labels = masked_lm_labels
         out = self.encode(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                          output_attentions, output_hidden_states)
+                          inputs_embeds, output_attentions, output_hidden_states)
         x = self.backend.gelu(self.dense(out.last_hidden_state))  # (B, N, C)
         logits = self.decoder(self.layer_norm(x))  # (B, N, V)
         loss = None
         if labels is not None:
-            labels = int_array(labels, "labels", logits.shape[:2])
+            labels = labels_of(labels, "labels", logits.shape[:2])
             loss = cross_entropy(asnumpy(logits).reshape(-1, self.config.vocab_size), labels.reshape(-1))
-        return LongformerMaskedLMOutput(loss, logits, out.hidden_states, out.attentions, out.global_attentions)
+        return self.returned(LongformerMaskedLMOutput(loss, logits, out.hidden_states, out.attentions,
+                                                      out.global_attentions), return_dict)
 
 
 class LongformerForSequenceClassification(LongformerPreTrainedModel):
@@ -118,35 +153,38 @@ class LongformerForSequenceClassification(LongformerPreTrainedModel):
         self.dense = Linear(weights, "classifier.dense")
         self.out_proj = Linear(weights, "classifier.out_proj")
 
-    def forward(self, input_ids, attention_mask=None, global_attention_mask=None, token_type_ids=None,
-                position_ids=None, labels=None, output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
         if global_attention_mask is None:
-            global_attention_mask = np.zeros(np.shape(input_ids), np.int64)
+            global_attention_mask = np.zeros(batch_shape(input_ids, inputs_embeds, 2), np.int64)
             global_attention_mask[:, 0] = 1  # global attention on <s>
         out = self.encode(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                          output_attentions, output_hidden_states)
+                          inputs_embeds, output_attentions, output_hidden_states)
         x = self.backend.xp.tanh(self.dense(out.last_hidden_state[:, 0]))  # (B, C)
         logits = self.out_proj(x)  # (B, L)
         loss = None if labels is None else self.loss(asnumpy(logits), labels)
-        return LongformerSequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions,
-                                                  out.global_attentions)
+        return self.returned(LongformerSequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions,
+                                                                out.global_attentions), return_dict)
 
     def loss(self, logits, labels):
-        """transformers' choice: one label -> regression (MSE); integer labels -> cross-entropy; else multi-label."""
-        L = self.config.num_labels
-        labels = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
+        """transformers' choice: one label -> regression (MSE); integer labels -> cross-entropy; else multi-label.
+        logits (B, L); labels (B,) for classification and one-label regression, (B, L) otherwise."""
+        B, L = logits.shape
+        raw = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
         problem = self.config.problem_type
         if problem is None:
-            integer = np.issubdtype(labels.dtype, np.integer)
+            integer = np.issubdtype(raw.dtype, np.integer)
             problem = "regression" if L == 1 else ("single_label_classification" if integer
                                                    else "multi_label_classification")
         if problem == "regression":
-            return mse(logits.squeeze(), labels.squeeze()) if L == 1 else mse(logits, labels)
+            if L == 1:
+                shape = (B,) if raw.ndim == 1 else (B, 1)
+                return mse(logits.reshape(shape), labels_of(raw, "labels", shape, integer=False))
+            return mse(logits, labels_of(raw, "labels", (B, L), integer=False))
         if problem == "single_label_classification":
-            return cross_entropy(logits.reshape(-1, L), labels.reshape(-1))
-        if labels.shape != logits.shape:
-            raise ValueError(f"multi-label targets must have the logits' shape {logits.shape}, got {labels.shape}")
-        return bce_with_logits(logits, labels)
+            return cross_entropy(logits, labels_of(raw, "labels", (B,)))
+        return bce_with_logits(logits, labels_of(raw, "labels", (B, L), integer=False))
 
 
 class LongformerForTokenClassification(LongformerPreTrainedModel):
@@ -159,17 +197,18 @@ class LongformerForTokenClassification(LongformerPreTrainedModel):
     def build_head(self, weights):
         self.classifier = Linear(weights, "classifier")
 
-    def forward(self, input_ids, attention_mask=None, global_attention_mask=None, token_type_ids=None,
-                position_ids=None, labels=None, output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
         out = self.encode(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                          output_attentions, output_hidden_states)
+                          inputs_embeds, output_attentions, output_hidden_states)
         logits = self.classifier(out.last_hidden_state)  # (B, N, L)
         loss = None
         if labels is not None:
-            labels = int_array(labels, "labels", logits.shape[:2])
+            labels = labels_of(labels, "labels", logits.shape[:2])
             loss = cross_entropy(asnumpy(logits).reshape(-1, self.config.num_labels), labels.reshape(-1))
-        return LongformerTokenClassifierOutput(loss, logits, out.hidden_states, out.attentions,
-                                               out.global_attentions)
+        return self.returned(LongformerTokenClassifierOutput(loss, logits, out.hidden_states, out.attentions,
+                                                             out.global_attentions), return_dict)
 
 
 class LongformerForQuestionAnswering(LongformerPreTrainedModel):
@@ -184,28 +223,38 @@ class LongformerForQuestionAnswering(LongformerPreTrainedModel):
     def build_head(self, weights):
         self.qa_outputs = Linear(weights, "qa_outputs")
 
-    def forward(self, input_ids, attention_mask=None, global_attention_mask=None, token_type_ids=None,
-                position_ids=None, start_positions=None, end_positions=None, output_attentions=False,
-                output_hidden_states=False):
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, start_positions=None, end_positions=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
         if global_attention_mask is None:
+            if input_ids is None:
+                raise ValueError("the default global attention of question answering (the question's tokens) is "
+                                 "found from input_ids; with inputs_embeds, pass global_attention_mask")
             ids = int_array(input_ids, "input_ids")
             if ids.ndim != 2:
                 raise ValueError(f"input_ids must have shape (batch, sequence), got {ids.shape}")
             global_attention_mask = np.arange(ids.shape[1])[None, :] < question_end(ids, self.config.sep_token_id)[:, None]
         out = self.encode(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                          output_attentions, output_hidden_states)
+                          inputs_embeds, output_attentions, output_hidden_states)
         logits = self.qa_outputs(out.last_hidden_state)  # (B, N, 2)
         start_logits, end_logits = logits[..., 0], logits[..., 1]  # (B, N) each
         loss = None
-        if start_positions is not None and end_positions is not None:
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("give both start_positions and end_positions for a loss, or neither")
+        if start_positions is not None:
             # positions outside the input are clamped to N and ignored, as transformers does
-            n = start_logits.shape[1]
-            start = np.clip(int_array(start_positions, "start_positions").reshape(-1), 0, n)
-            end = np.clip(int_array(end_positions, "end_positions").reshape(-1), 0, n)
-            loss = np.float32((cross_entropy(asnumpy(start_logits), start, ignore_index=n)
-                               + cross_entropy(asnumpy(end_logits), end, ignore_index=n)) / 2)
-        return LongformerQuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states,
-                                                      out.attentions, out.global_attentions)
+            B, N = start_logits.shape
+            start, end = (labels_of(p, name, (B,)) if np.ndim(p) == 1 else labels_of(p, name, (B, 1)).reshape(B)
+                          for p, name in ((start_positions, "start_positions"), (end_positions, "end_positions")))
+            for name, p in (("start_positions", start), ("end_positions", end)):
+                if ((p < 0) | (p >= N)).all():
+                    raise ValueError(f"every one of {name} {p.tolist()} lies outside the {N} tokens (0..{N - 1}); "
+                                     "positions outside are ignored, as in transformers, so no loss is left")
+            start, end = np.clip(start, 0, N), np.clip(end, 0, N)
+            loss = np.float32((cross_entropy(asnumpy(start_logits), start, ignore_index=N)
+                               + cross_entropy(asnumpy(end_logits), end, ignore_index=N)) / 2)
+        return self.returned(LongformerQuestionAnsweringModelOutput(
+            loss, start_logits, end_logits, out.hidden_states, out.attentions, out.global_attentions), return_dict)
 
 
 class LongformerForMultipleChoice(LongformerPreTrainedModel):
@@ -221,29 +270,35 @@ class LongformerForMultipleChoice(LongformerPreTrainedModel):
     def build_head(self, weights):
         self.classifier = Linear(weights, "classifier")
 
-    def forward(self, input_ids, attention_mask=None, global_attention_mask=None, token_type_ids=None,
-                position_ids=None, labels=None, output_attentions=False, output_hidden_states=False):
-        ids = int_array(input_ids, "input_ids")
-        if ids.ndim != 3:
-            raise ValueError(f"input_ids must have shape (batch, choices, sequence), got {ids.shape}")
-        B, K, N = ids.shape
+    def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, global_attention_mask=None,
+                labels=None, position_ids=None, inputs_embeds=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        shape = batch_shape(input_ids, inputs_embeds, 3)
+        if len(shape) != 3:
+            raise ValueError(f"input_ids must have shape (batch, choices, sequence), got {shape}")
+        B, K, N = shape
+        ids = None if input_ids is None else int_array(input_ids, "input_ids").reshape(B * K, N)
+        if global_attention_mask is None and ids is None:
+            raise ValueError("the default global attention of multiple choice (each choice's answer) is found from "
+                             "input_ids; with inputs_embeds, pass global_attention_mask")
         if global_attention_mask is None:
-            after = np.arange(N)[None, :] > (question_end(ids.reshape(B * K, N), self.config.sep_token_id)[:, None] + 1)
+            after = np.arange(N)[None, :] > (question_end(ids, self.config.sep_token_id)[:, None] + 1)
             global_attention_mask = after.reshape(B, K, N)
 
         def flatten(x, name):
-            return None if x is None else int_array(x, name, (B, K, N)).reshape(B * K, N)
+            return None if x is None else int_array(x, name, (B, K, N), allow_bool=True).reshape(B * K, N)
 
-        out = self.encode(ids.reshape(B * K, N), flatten(attention_mask, "attention_mask"),
+        embeds = None if inputs_embeds is None else np.reshape(inputs_embeds, (B * K, N, -1))  # (B*K, N, C)
+        out = self.encode(ids, flatten(attention_mask, "attention_mask"),
                           flatten(global_attention_mask, "global_attention_mask"),
                           flatten(token_type_ids, "token_type_ids"), flatten(position_ids, "position_ids"),
-                          output_attentions, output_hidden_states)
+                          embeds, output_attentions, output_hidden_states)
         logits = self.classifier(self.pool(out.last_hidden_state)).reshape(B, K)  # (B, K)
         loss = None
         if labels is not None:
-            loss = cross_entropy(asnumpy(logits), int_array(labels, "labels").reshape(-1))
-        return LongformerMultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions,
-                                                   out.global_attentions)
+            loss = cross_entropy(asnumpy(logits), labels_of(labels, "labels", (B,)))
+        return self.returned(LongformerMultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions,
+                                                                 out.global_attentions), return_dict)
 
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (

@@ -16,6 +16,7 @@ Deliberately different from transformers:
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from refimpl.attention import LongformerSelfAttention, global_slots
 from refimpl.backends import get_backend
 from refimpl.config import LongformerConfig
 from refimpl.inputs import prepare_inputs
-from refimpl.io import checkpoint
+from refimpl.io import checkpoint, hub
 from refimpl.ops import activation
 from refimpl.outputs import LongformerBaseModelOutputWithPooling
 
@@ -73,8 +74,9 @@ class LongformerEmbeddings:
         self.token_type = params["token_type_embeddings.weight"]  # (type_vocab_size, C)
         self.norm = LayerNorm(params, "LayerNorm", config.layer_norm_eps, backend)
 
-    def __call__(self, input_ids, position_ids, token_type_ids):
-        x = self.word[input_ids] + self.position[position_ids] + self.token_type[token_type_ids]  # (B, N, C)
+    def __call__(self, words, position_ids, token_type_ids):
+        """words: the word embeddings (B, N, C) of the ids, or the caller's inputs_embeds."""
+        x = words + self.position[position_ids] + self.token_type[token_type_ids]  # (B, N, C)
         return self.norm(x)
 
 
@@ -100,16 +102,27 @@ class LongformerLayer:
 
 
 class LongformerPreTrainedModel:
-    """What every model class shares: the encoder, loading, backends. Subclasses add a head."""
+    """What every model class shares: the encoder, loading, saving, backends. Subclasses add a head.
+
+    `LongformerX(config)` builds new weights with transformers' initialisation; `LongformerX.from_pretrained(
+    folder_or_hub_name)` loads a checkpoint. Inference only: `eval()` is accepted and does nothing.
+    """
 
     add_pooling_layer = False  # LongformerModel and the multiple-choice head use the pooler
+    optional_head_keys: tuple = ()  # head weights a checkpoint may leave out (tied ones)
 
-    def __init__(self, config: LongformerConfig, params: dict[str, np.ndarray], backend="numpy"):
+    def __init__(self, config: LongformerConfig, params: dict[str, np.ndarray] | None = None, *, backend="numpy",
+                 seed: int | None = None):
+        if not isinstance(config, LongformerConfig):
+            raise ValueError(f"config must be a refimpl LongformerConfig, got {type(config).__name__}")
         self.config = config
+        if params is None:  # new weights, as transformers' LongformerModel(config)
+            shapes, _ = self.expected_shapes(config)
+            params = self.tie_weights(init_weights(shapes, config, np.random.default_rng(seed)))
         self.params = params  # NumPy float32, encoder names without prefix, head names as saved
         self.to_backend(backend)
 
-    # --- loading and backends ----------------------------------------------------------------------------------
+    # --- weights: which, new ones, loading, saving -------------------------------------------------------------
 
     @classmethod
     def expected_shapes(cls, config: LongformerConfig) -> tuple[dict, tuple]:
@@ -123,36 +136,70 @@ class LongformerPreTrainedModel:
     def head_shapes(cls, config) -> dict:
         return {}
 
-    optional_head_keys: tuple = ()
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, backend="numpy", **config_overrides):
-        """Load a transformers-format Longformer checkpoint folder. `config_overrides` replace config.json
-        fields (for example attention_window=256), as in transformers."""
-        if not os.path.isdir(directory):
-            raise ValueError(f"{os.fspath(directory)!r} is not a directory; pass a checkpoint folder with "
-                             "config.json and model.safetensors")
-        config = LongformerConfig.from_pretrained(directory)
-        if config_overrides:
-            config = LongformerConfig.from_dict({**config.to_dict(), **config_overrides})
-        shapes, optional = cls.expected_shapes(config)
-        params, _ = checkpoint.match_keys(checkpoint.read_tensors(directory), shapes, optional)
-        return cls(config, cls.tie_weights(params), backend)
-
     @classmethod
     def tie_weights(cls, params: dict) -> dict:
         return params
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *, config: LongformerConfig | None = None,
+                        backend="numpy", allow_non_finite: bool = False, **kwargs):
+        """Load a transformers-format Longformer checkpoint: a folder or a Hub repository name.
+
+        kwargs: the Hub's (revision, cache_dir, local_files_only, token, force_download), then config fields that
+        override config.json (attention_window=256, num_labels=4, output_hidden_states=True), as in transformers;
+        anything else is a TypeError. `config` replaces config.json (overrides still apply to it). Head weights
+        the checkpoint lacks (a head loaded from a base checkpoint) are newly initialised, with a warning that lists
+        them, as transformers does; missing encoder weights are an error.
+        """
+        hub_kwargs, overrides = hub.split_hub_keywords(kwargs)
+        folder = hub.resolve(pretrained_model_name_or_path, ["config.json", "model.safetensors"], **hub_kwargs)
+        if config is None:
+            config = LongformerConfig.from_json_file(hub.resolve(folder, ["config.json"]) / "config.json")
+        elif not isinstance(config, LongformerConfig):
+            raise ValueError(f"config must be a refimpl LongformerConfig, got {type(config).__name__}")
+        if overrides:
+            config = config.copy(**overrides)
+        tensors = checkpoint.read_tensors(folder)
+        shapes, optional = cls.expected_shapes(config)
+        head = cls.head_shapes(config)
+        params, _ = checkpoint.match_keys(tensors, shapes, optional + tuple(head))
+        missing_head = [k for k in head if k not in params and k not in cls.optional_head_keys]
+        if missing_head:
+            warnings.warn(
+                f"Some weights of {cls.__name__} were not in the checkpoint at {os.fspath(folder)} and are newly "
+                f"initialized: {missing_head}. Train the head before using its predictions.", stacklevel=2)
+            params.update(init_weights({k: head[k] for k in missing_head}, config, np.random.default_rng()))
+        return cls(config, cls.tie_weights(params), backend=backend)
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write config.json and model.safetensors that transformers' from_pretrained also loads."""
-        self.config.save_pretrained(directory)
+        self.config.architectures = [type(self).__name__]
+        self.config.save_pretrained(save_directory)
         prefix = "" if isinstance(self, LongformerModel) else "longformer."
         shapes = checkpoint.encoder_shapes(self.config, pooler=True)
         saved = {(prefix + k if k in shapes else k): v for k, v in self.params.items()}
-        checkpoint.save_safetensors(saved, directory)
+        checkpoint.save_safetensors(saved, save_directory)
+
+    def num_parameters(self) -> int:
+        """Number of weights, tied ones counted once (as transformers' num_parameters())."""
+        seen, total = set(), 0
+        for array in self.params.values():
+            if id(array) not in seen:
+                seen.add(id(array))
+                total += int(array.size)
+        return total
+
+    def get_input_embeddings(self):
+        """The word embedding table (V, C) on the backend's device (transformers returns the nn.Embedding)."""
+        return self.embeddings.word
+
+    def eval(self):
+        """Inference only, always: nothing to switch off. Returns self, so `Model.from_pretrained(...).eval()`
+        reads as in transformers."""
+        return self
 
     def to_backend(self, backend):
-        """Move the weights to another backend ("numpy", "numba", "cupy") and rebuild the layers. Returns self."""
+        """Move the weights to another backend ("numpy", "numba", "cupy", "dense") and rebuild the layers."""
         self.backend = get_backend(backend)
         dev = {k: self.backend.asarray(v) for k, v in self.params.items()}  # weights uploaded once
         self.weights = dev
@@ -168,22 +215,26 @@ class LongformerPreTrainedModel:
 
     def set_attention_window(self, attention_window) -> None:
         """Change the window (an even int, or one per layer) and rebuild; the weights do not depend on it."""
-        self.config = LongformerConfig.from_dict({**self.config.to_dict(), "attention_window": attention_window})
+        self.config = self.config.copy(attention_window=attention_window)
         self.to_backend(self.backend)
 
     # --- the encoder -------------------------------------------------------------------------------------------
 
-    def encode(self, input_ids, attention_mask=None, global_attention_mask=None, token_type_ids=None,
-               position_ids=None, output_attentions=False, output_hidden_states=False):
-        """The Longformer encoder (transformers' LongformerModel.forward)."""
-        ids, kind, token_type_ids, position_ids = prepare_inputs(
-            self.config, input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids)
+    def encode(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
+               position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None):
+        """The Longformer encoder (transformers' LongformerModel.forward, without the pooler)."""
+        cfg = self.config
+        output_attentions = cfg.output_attentions if output_attentions is None else bool(output_attentions)
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else bool(output_hidden_states)
+        ids, embeds, kind, token_type_ids, position_ids = prepare_inputs(
+            cfg, input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids, inputs_embeds)
         global_index, n_global = global_slots(kind)  # (B, G), (B,)
         up = self.backend.asarray
         kind_d = up(kind.astype(np.int8))
         global_index_d, n_global_d = up(global_index), up(n_global)
 
-        hidden = self.embeddings(up(ids), up(position_ids), up(token_type_ids))  # (B, N, C)
+        words = self.embeddings.word[up(ids)] if embeds is None else up(embeds)  # (B, N, C)
+        hidden = self.embeddings(words, up(position_ids), up(token_type_ids))  # (B, N, C)
         all_hidden, all_probs, all_global_probs = [], [], []
         for layer in self.layers:
             all_hidden.append(hidden)
@@ -195,7 +246,6 @@ class LongformerPreTrainedModel:
         has_global = global_index.shape[1] > 0
         return LongformerBaseModelOutputWithPooling(
             last_hidden_state=hidden,
-            pooler_output=None,
             hidden_states=tuple(all_hidden) if output_hidden_states else None,
             attentions=tuple(all_probs) if output_attentions else None,
             global_attentions=tuple(all_global_probs) if output_attentions and has_global else None,
@@ -204,6 +254,11 @@ class LongformerPreTrainedModel:
     def pool(self, hidden):
         """The pooler: dense + tanh on the first token. (B, N, C) -> (B, C)."""
         return self.backend.xp.tanh(self.pooler(hidden[:, 0]))
+
+    def returned(self, output, return_dict):
+        """The output as transformers returns it: the ModelOutput, or its tuple when return_dict is False."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -214,12 +269,29 @@ class LongformerModel(LongformerPreTrainedModel):
 
     add_pooling_layer = True
 
-    def forward(self, input_ids, attention_mask=None, global_attention_mask=None, token_type_ids=None,
-                position_ids=None, output_attentions=False, output_hidden_states=False):
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
         out = self.encode(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                          output_attentions, output_hidden_states)
+                          inputs_embeds, output_attentions, output_hidden_states)
         if self.pooler is not None:
             out.pooler_output = self.pool(out.last_hidden_state)
-        return out
+        return self.returned(out, return_dict)
 
 
+def init_weights(shapes: dict[str, tuple], config: LongformerConfig, rng: np.random.Generator) -> dict:
+    """New weights as transformers' _init_weights makes them: matrices and embeddings normal(0, initializer_range),
+    biases 0, LayerNorm weight 1; the padding rows of the word and position embeddings 0 (nn.Embedding's
+    padding_idx). float32."""
+    params = {}
+    for name, shape in shapes.items():
+        if name.endswith(("LayerNorm.weight", "layer_norm.weight")):
+            params[name] = np.ones(shape, np.float32)
+        elif name.endswith("bias"):
+            params[name] = np.zeros(shape, np.float32)
+        else:
+            params[name] = (rng.standard_normal(shape, dtype=np.float32) * np.float32(config.initializer_range))
+    for name in ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"):
+        if name in params:
+            params[name][config.pad_token_id] = 0
+    return params
