@@ -6,6 +6,7 @@ and equals transformers' `LongformerSelfAttention` (models/longformer/modeling_l
 Legend, used by every shape comment:
     B batch   N sequence length   H heads   D head size   C = H*D hidden size
     W one-sided window = attention_window // 2        G global tokens (the most that any row of the batch has)
+    d dilation of a head (1: the plain window)       S band slots: 2W+1, or W+1 when autoregressive
 
 Every token is one of three kinds (transformers' merged attention_mask, 0/1/2):
     PADDING  attends to nothing and is attended by nothing; its output rows are 0
@@ -20,8 +21,19 @@ The attention of one layer is four passes:
     pass 4  the global tokens' rows: their own projections (query_global, key_global, value_global) attend densely
             to all N tokens, and the result replaces their rows
 
-Memory is O(N * W): nothing here is N x N. The band is stored as (B, H, N, 2W+1): slot t of query i is key
-i + t - W. That is transformers' layout of `attentions`, with the G global columns in front.
+Memory is O(N * min(W, N)): nothing here is N x N. The band is stored as (B, H, N, 2W+1): slot t of query i is
+key i + d (t - W). That is transformers' layout of `attentions` (where d = 1), with the G global columns in front.
+
+The paper's three sliding windows (section 3.1, Figure 2), all on this one path:
+    plain           d = 1: the 2W+1 tokens around i
+    dilated         d > 1, per head: gaps of d - 1 tokens between the keys, a receptive field of 2 W d + 1 at
+                    the cost of 2W+1 keys. The keys of query i are all congruent to i modulo d, so a dilated head's
+                    band is the plain band of each of its d interleaved subsequences x[r::d]: passes 1 and 3 run on
+                    those, with the same block code.
+    autoregressive  a query sees only the keys j <= i: band slots t <= W, so `attentions` holds W+1 band slots
+                    (slot t is key i + d (t - W), t = 0..W, the query itself last). Global attention has no causal
+                    meaning (a global token reads every token, later ones included, and every token reads it), so
+                    an autoregressive layer refuses global tokens with a ValueError.
 
 Deliberately different from transformers:
   - No padding of the sequence to a multiple of the window: the band is defined for any N, so every window works,
@@ -29,6 +41,10 @@ Deliberately different from transformers:
   - The band is computed block by block (W queries against the 3W keys they can see) rather than through
     transformers' chunk-and-diagonalise trick; both give the same numbers up to float32 summation order.
   - Masked columns get probability exactly 0 and rows of padding and global queries are 0, as in transformers.
+  - A window wider than the input costs no more than one as wide as the input: keys farther than N - 1 never
+    exist, so the band is computed for min(W, N - 1) and padded with zeros to its 2W+1 slots.
+  - Dilation and the autoregressive window, which transformers does not have (allenai/longformer has them only
+    in its TVM CUDA kernel).
 """
 
 from __future__ import annotations
@@ -62,15 +78,26 @@ def band_keys(n: int, w: int, dilation: int = 1):
     return key, (key >= 0) & (key < n)
 
 
-def band_mask(kind, w: int, dilation: int = 1):
+def band_mask(kind, w: int, dilation: int = 1, autoregressive: bool = False):
     """(B, N) token kinds -> (B, N, 2W+1) bool: band slot t of query i is a key that i attends to locally.
 
-    A band key must exist, must not be padding, and must not be global (global keys have their own columns).
+    A band key must exist, must not be padding, and must not be global (global keys have their own columns);
+    autoregressive: it must not lie after the query (slots t > W are never visible).
     """
     kind = np.asarray(kind)
     key, inside = band_keys(kind.shape[1], w, dilation)  # (N, 2W+1) each
     key_kind = kind[:, np.clip(key, 0, kind.shape[1] - 1)]  # (B, N, 2W+1)
+    if autoregressive:
+        inside = inside & (np.arange(2 * w + 1) <= w)[None, :]
     return inside[None] & (key_kind == LOCAL)
+
+
+def head_dilations(dilation, H: int) -> tuple[int, ...]:
+    """One dilation (an int) or one per head -> H ints >= 1, or a ValueError saying what is allowed."""
+    values = (dilation,) * H if np.ndim(dilation) == 0 else tuple(np.asarray(dilation).tolist())
+    if len(values) != H or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in values):
+        raise ValueError(f"dilation must be an int >= 1 or a list of {H} such ints (one per head), got {dilation!r}")
+    return values
 
 
 def global_slots(kind):
@@ -136,37 +163,68 @@ def gather_tokens(x, index):
     return np.take_along_axis(x, index[:, None, :, None], axis=2)
 
 
-def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_attentions=False):
-    """Passes 1-3 of the local attention. The contract every backend meets (see refimpl/backends.py).
+def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_attentions=False, dilation=1,
+                             autoregressive=False):
+    """Passes 1-3 of the local attention. The contract every backend meets (refimpl/backends/base.py).
 
     q, k, v (B, H, N, D) float32 with q already scaled by 1/sqrt(D); kind (B, N); global_index (B, G);
-    n_global (B,); w the one-sided window. Returns context (B, H, N, D) and, when asked, the probabilities
-    (B, H, N, G + 2W + 1): the G global columns first, then the band.
+    n_global (B,); w the one-sided window; dilation an int or one per head; autoregressive: keys j <= i only.
+    Returns context (B, H, N, D) and, when asked, the probabilities (B, H, N, G + S): the G global columns first,
+    then the S band slots (2W+1, or W+1 when autoregressive).
     """
     B, H, N, D = q.shape
     G = global_index.shape[1]
+    kind = np.asarray(kind)
+    dilations = head_dilations(dilation, H)
+    if autoregressive and G > 0:
+        raise ValueError("autoregressive attention has no global tokens: a global token reads every token, later "
+                         "ones included, and every token reads it; drop the global_attention_mask")
     slot_used = np.arange(G)[None, :] < n_global[:, None]  # (B, G)
 
     # pass 1: scores against the band and against the global keys (the *local* key projection, as transformers)
     k_global = gather_tokens(k, global_index)  # (B, H, G, D)
-    scores = np.concatenate([
-        q @ k_global.swapaxes(-1, -2),  # (B, H, N, G)
-        band_scores(q, k, w),  # (B, H, N, 2W+1)
-    ], axis=-1)  # (B, H, N, G+2W+1)
+    band = np.zeros((B, H, N, 2 * w + 1), q.dtype)  # (B, H, N, 2W+1)
+    visible_band = np.zeros((B, H, N, 2 * w + 1), bool)  # (B, H, N, 2W+1)
+    for heads, d, r, rows, w_sub, pad in dilated_subsequences(dilations, N, w):
+        # the d-dilated band of the rows r, r+d, r+2d, ... is the plain band of that subsequence
+        sub = np.ix_(range(B), heads, rows)
+        band[sub + (slice(pad, pad + 2 * w_sub + 1),)] = band_scores(q[sub], k[sub], w_sub)
+        visible_band[sub + (slice(pad, pad + 2 * w_sub + 1),)] = band_mask(kind[:, rows], w_sub)[:, None]
+    if autoregressive:
+        visible_band[..., w + 1:] = False  # keys after the query
+    scores = np.concatenate([q @ k_global.swapaxes(-1, -2), band], axis=-1)  # (B, H, N, G+2W+1)
 
     # pass 2: softmax over the columns each query may see
     visible = np.concatenate([
-        np.broadcast_to(slot_used[:, None, :], (B, N, G)),  # (B, N, G)
-        band_mask(kind, w),  # (B, N, 2W+1)
-    ], axis=-1)[:, None]  # (B, 1, N, G+2W+1)
+        np.broadcast_to(slot_used[:, None, None, :], (B, H, N, G)),  # (B, H, N, G)
+        visible_band,  # (B, H, N, 2W+1)
+    ], axis=-1)  # (B, H, N, G+2W+1)
     probs = softmax(np.where(visible, scores, MASKED))  # (B, H, N, G+2W+1)
-    is_local_query = (np.asarray(kind) == LOCAL)[:, None, :, None]  # (B, 1, N, 1)
+    is_local_query = (kind == LOCAL)[:, None, :, None]  # (B, 1, N, 1)
     probs = np.where(is_local_query, probs, np.float32(0))  # padding rows and global rows are 0
 
     # pass 3: weighted sum of the values, global columns and band
     v_global = gather_tokens(v, global_index)  # (B, H, G, D)
-    context = probs[..., :G] @ v_global + band_context(probs[..., G:], v, w)  # (B, H, N, D)
-    return context, (probs if output_attentions else None)
+    context = probs[..., :G] @ v_global  # (B, H, N, D)
+    for heads, d, r, rows, w_sub, pad in dilated_subsequences(dilations, N, w):
+        sub = np.ix_(range(B), heads, rows)
+        context[sub] += band_context(probs[..., G:][sub + (slice(pad, pad + 2 * w_sub + 1),)], v[sub], w_sub)
+    if not output_attentions:
+        return context, None
+    slots = G + (w + 1 if autoregressive else 2 * w + 1)  # autoregressive: the slots after the query are dropped
+    return context, np.ascontiguousarray(probs[..., :slots])
+
+
+def dilated_subsequences(dilations, N: int, w: int):
+    """The pieces passes 1 and 3 run on: for each dilation d (the heads that have it) and each residue r < d, the
+    rows r, r+d, ... and the window w_sub = min(W, rows - 1) that can exist among them (at least 1), whose slots
+    sit at `pad` = W - w_sub in the 2W+1 band (the slots farther out never hold a key)."""
+    for d in sorted(set(dilations)):
+        heads = [h for h, dh in enumerate(dilations) if dh == d]
+        for r in range(min(d, N)):
+            rows = np.arange(r, N, d)
+            w_sub = max(min(w, len(rows) - 1), 1)
+            yield heads, d, r, rows, w_sub, w - w_sub
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -212,6 +270,11 @@ class LongformerSelfAttention:
         self.backend = backend
         self.H, self.D = config.num_attention_heads, config.head_size
         self.w = config.window(layer) // 2  # W, one side
+        self.dilation = config.dilation(layer)  # H ints
+        self.autoregressive = config.autoregressive
+        # only where a layer uses them: backends whose kernels have neither still run every released checkpoint
+        self.window_options = ({"dilation": list(self.dilation), "autoregressive": True} if self.autoregressive
+                               else {"dilation": list(self.dilation)} if set(self.dilation) != {1} else {})
         for name in ("query", "key", "value", "query_global", "key_global", "value_global"):
             setattr(self, name, (params[f"{name}.weight"], params[f"{name}.bias"]))
         # the projections that read every token, stacked so that each group is one matrix product (as nanoGPT's c_attn)
@@ -236,7 +299,8 @@ class LongformerSelfAttention:
         q, k, v = self.project(hidden, self.qkv, 3)  # (B, H, N, D) each
         q *= scale
         context, probs = self.backend.sliding_window_attention(
-            q, k, v, kind, global_index, n_global, self.w, output_attentions)  # (B, H, N, D), (B, H, N, G+2W+1)
+            q, k, v, kind, global_index, n_global, self.w, output_attentions,
+            **self.window_options)  # (B, H, N, D), (B, H, N, G+S)
 
         global_probs = None
         if G > 0:

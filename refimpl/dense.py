@@ -14,24 +14,30 @@ import numpy as np
 from refimpl.attention import GLOBAL, LOCAL, PADDING
 
 
-def longformer_mask(kind, w):
-    """(B, N) token kinds -> (B, N, N) bool: may query i attend to key j?
+def longformer_mask(kind, w, dilation=1, autoregressive=False):
+    """(B, N) token kinds -> (B, N, N) bool (or (B, H, N, N) for one dilation per head): may query i attend to j?
 
-    local query:  |i - j| <= W and j is a local token, or j is a global token
+    local query:  j is a local token with |i - j| <= W d and i - j a multiple of d (d = 1: the plain window),
+                  and j <= i when autoregressive; or j is a global token
     global query: every token that is not padding
     padding:      nothing
     """
     kind = np.asarray(kind)
+    if np.ndim(dilation) > 0:  # one mask per head
+        return np.stack([longformer_mask(kind, w, int(d), autoregressive) for d in dilation], axis=1)
     n = kind.shape[1]
     i, j = np.arange(n)[:, None], np.arange(n)[None, :]  # (N, 1), (1, N)
+    near = (np.abs(i - j) <= w * dilation) & ((i - j) % dilation == 0)  # (N, N)
+    if autoregressive:
+        near &= j <= i
     key_local, key_global = (kind == LOCAL)[:, None, :], (kind == GLOBAL)[:, None, :]  # (B, 1, N)
-    local_row = ((np.abs(i - j) <= w)[None] & key_local) | key_global  # (B, N, N)
+    local_row = (near[None] & key_local) | key_global  # (B, N, N)
     global_row = np.broadcast_to((kind != PADDING)[:, None, :], local_row.shape)  # (B, N, N)
     query = kind[:, :, None]  # (B, N, 1)
     return np.where(query == GLOBAL, global_row, np.where(query == LOCAL, local_row, False))
 
 
-def dense_attention(q, k, v, q_global, k_global, v_global, kind, w):
+def dense_attention(q, k, v, q_global, k_global, v_global, kind, w, dilation=1, autoregressive=False):
     """Every query against every key, masked. All inputs (B, H, N, D) float; q and q_global already scaled.
 
     Local rows use the local projections (q, k, v), global rows the global ones. Returns context (B, H, N, D)
@@ -41,7 +47,8 @@ def dense_attention(q, k, v, q_global, k_global, v_global, kind, w):
     q, k, v, q_global, k_global, v_global = (np.asarray(a, np.float64) for a in (q, k, v, q_global, k_global, v_global))
     row_global = (kind == GLOBAL)[:, None, :, None]  # (B, 1, N, 1)
     scores = np.where(row_global, q_global @ k_global.swapaxes(-1, -2), q @ k.swapaxes(-1, -2))  # (B, H, N, N)
-    allowed = longformer_mask(kind, w)[:, None]  # (B, 1, N, N)
+    allowed = longformer_mask(kind, w, dilation, autoregressive)  # (B, N, N) or (B, H, N, N)
+    allowed = allowed[:, None] if allowed.ndim == 3 else allowed  # (B, 1 or H, N, N)
     top = np.where(allowed, scores, -np.inf).max(axis=-1, keepdims=True)  # (B, H, N, 1)
     e = np.where(allowed, np.exp(scores - np.where(np.isfinite(top), top, 0)), 0.0)  # (B, H, N, N)
     total = e.sum(axis=-1, keepdims=True)
@@ -54,24 +61,28 @@ def dense_attention(q, k, v, q_global, k_global, v_global, kind, w):
 # Between the dense (N x N) layout and the model's outputs (band + global columns, and global rows).
 # ---------------------------------------------------------------------------------------------------------------
 
-def dense_to_local(probs, kind, w):
-    """Dense probabilities (B, H, N, N) -> the model's `attentions` layout (B, H, N, G + 2W + 1).
+def dense_to_local(probs, kind, w, dilation=1, autoregressive=False):
+    """Dense probabilities (B, H, N, N) -> the model's `attentions` layout (B, H, N, G + S).
 
-    Global columns first (slot s = the s-th global token of the row), then band slot t = key i + t - W; a band slot
-    whose key is global stays 0 (that probability sits in the global column). Global and padding rows are 0.
+    Global columns first (slot s = the s-th global token of the row), then band slot t = key i + d (t - W), S = 2W+1
+    slots (W+1 when autoregressive); a band slot whose key is global stays 0 (that probability sits in the global
+    column). Global and padding rows are 0. dilation: an int or one per head.
     """
     kind = np.asarray(kind)
     B, H, N, _ = probs.shape
+    dilations = [dilation] * H if np.ndim(dilation) == 0 else list(dilation)
     G = int((kind == GLOBAL).sum(axis=1).max()) if B else 0
-    out = np.zeros((B, H, N, G + 2 * w + 1), dtype=probs.dtype)
+    S = w + 1 if autoregressive else 2 * w + 1
+    out = np.zeros((B, H, N, G + S), dtype=probs.dtype)
     for b in range(B):
         glob = np.flatnonzero(kind[b] == GLOBAL)
         for i in np.flatnonzero(kind[b] == LOCAL):
             out[b, :, i, : len(glob)] = probs[b][:, i][:, glob]  # (H, globals of row b)
-            for t in range(2 * w + 1):
-                j = i + t - w
-                if 0 <= j < N and kind[b, j] == LOCAL:
-                    out[b, :, i, G + t] = probs[b, :, i, j]
+            for h, d in enumerate(dilations):
+                for t in range(S):
+                    j = i + d * (t - w)
+                    if 0 <= j < N and kind[b, j] == LOCAL:
+                        out[b, h, i, G + t] = probs[b, h, i, j]
     return out
 
 

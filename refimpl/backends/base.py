@@ -18,6 +18,8 @@ import operator
 
 import numpy as np
 
+from refimpl.attention import head_dilations
+
 
 class Backend(abc.ABC):
     """What a backend supplies. Subclasses set `name` and `xp` and implement every abstract method."""
@@ -34,7 +36,8 @@ class Backend(abc.ABC):
         return np.asarray(a)
 
     @abc.abstractmethod
-    def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions):
+    def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions, dilation=1,
+                                 autoregressive=False):
         """Passes 1-3 of refimpl/attention.py: the local attention with the global columns.
 
         q, k, v       (B, H, N, D) float32; q already scaled by 1/sqrt(D). Any N >= 1.
@@ -42,11 +45,14 @@ class Backend(abc.ABC):
         global_index  (B, G) int64: positions of each row's global tokens, ascending; slots >= n_global[b] hold 0
         n_global      (B,) int64
         w             one-sided window, an int >= 1 (may exceed N)
+        dilation      an int >= 1, or H of them (one per head): band slot t of query i is key i + d (t - W)
+        autoregressive  only keys j <= i; then G must be 0 (the reference refuses global tokens)
         returns       context (B, H, N, D) float32,
-                      probs (B, H, N, G + 2W + 1) float32 when output_attentions, else None.
+                      probs (B, H, N, G + S) float32 when output_attentions, else None; S = 2W+1 band slots,
+                      or W+1 when autoregressive.
 
         Each local query i of row b attends, with one softmax, to the G global keys (slot order) and to the band
-        keys j = i - W .. i + W that exist (0 <= j < N) and are local. Columns that do not exist, are padding, are
+        keys j = i + d (t - W) that exist (0 <= j < N) and are local. Columns that do not exist, are padding, are
         global (they have their own column) or are filler slots get probability exactly 0. Rows of padding and of
         global queries are 0 in both outputs (the model overwrites the global rows with pass 4).
         Memory is O(B H N (G + min(W, N)) + the output).
@@ -79,7 +85,7 @@ class Backend(abc.ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-def check_attention_inputs(q, k, v, kind, global_index, n_global, w):
+def check_attention_inputs(q, k, v, kind, global_index, n_global, w, dilation=1, autoregressive=False):
     """The contract of sliding_window_attention, checked once for every backend.
 
     Returns (B, H, N, D, G, w) with w as a Python int. A wrong dtype is a TypeError (a caller's bug, never
@@ -105,4 +111,10 @@ def check_attention_inputs(q, k, v, kind, global_index, n_global, w):
         if tuple(a.shape) != shape:
             raise ValueError(f"{name} must have shape {shape} to match q's batch {B} and length {N}, got "
                              f"{tuple(a.shape)}")
+    head_dilations(dilation, H)
+    if not isinstance(autoregressive, (bool, np.bool_)):
+        raise ValueError(f"autoregressive must be True or False, got {autoregressive!r}")
+    if autoregressive and G > 0:
+        raise ValueError("autoregressive attention has no global tokens: a global token reads every token, later "
+                         "ones included, and every token reads it; drop the global_attention_mask")
     return B, H, N, D, G, w

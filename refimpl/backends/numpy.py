@@ -15,9 +15,11 @@ class NumpyBackend(Backend):
     name = "numpy"
     xp = np
 
-    def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions):
-        check_attention_inputs(q, k, v, kind, global_index, n_global, w)
-        return attention.sliding_window_attention(q, k, v, kind, global_index, n_global, int(w), output_attentions)
+    def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions, dilation=1,
+                                 autoregressive=False):
+        check_attention_inputs(q, k, v, kind, global_index, n_global, w, dilation, autoregressive)
+        return attention.sliding_window_attention(q, k, v, kind, global_index, n_global, int(w), output_attentions,
+                                                  dilation, autoregressive)
 
     def global_attention(self, q_g, hidden, kv_global, kind, slot_used):
         return attention.global_attention(q_g, hidden, kv_global, kind, slot_used, np)
