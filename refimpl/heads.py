@@ -109,9 +109,14 @@ class LongformerForMaskedLM(LongformerPreTrainedModel):
         self.decoder = Linear(weights, "lm_head.decoder", bias="lm_head.bias")  # tied to the word embeddings
 
     @classmethod
-    def tie_weights(cls, params):
+    def tie_weights(cls, params, config):
+        """The decoder is the word embedding table (transformers' tie_word_embeddings, true unless the config says
+        otherwise); its bias is lm_head.bias, under either saved name."""
         params = dict(params)
-        params.setdefault("lm_head.decoder.weight", params["embeddings.word_embeddings.weight"])
+        if config.extra.get("tie_word_embeddings", True):
+            params["lm_head.decoder.weight"] = params["embeddings.word_embeddings.weight"]
+        elif "lm_head.decoder.weight" not in params:
+            raise ValueError("tie_word_embeddings is false but the checkpoint has no lm_head.decoder.weight")
         if "lm_head.bias" not in params and "lm_head.decoder.bias" not in params:
             raise ValueError("the checkpoint is missing the output bias of the LM head (lm_head.bias)")
         params.setdefault("lm_head.bias", params.get("lm_head.decoder.bias"))
@@ -122,11 +127,11 @@ class LongformerForMaskedLM(LongformerPreTrainedModel):
                 position_ids=None, inputs_embeds=None, labels=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, *, masked_lm_labels=None):
         """masked_lm_labels: the old name of labels (transformers before 4.0), accepted with a FutureWarning so
-        that code of that time, such as the snippet of transformers' Longformer page, runs as written."""
-        if masked_lm_labels is not None:
-            if labels is not None:
-                raise ValueError("give labels or its old name masked_lm_labels, not both")
-            warnings.warn("masked_lm_labels is deprecated; use labels", FutureWarning, stacklevel=2)
+        that code of that time, such as the snippet of transformers' Longformer page, runs as written; like
+        transformers then, it replaces labels when both are given."""
+        if masked_lm_labels is not None:  # as transformers 3 did: the old name wins over labels
+            warnings.warn("masked_lm_labels is deprecated and replaces labels when both are given; use labels",
+                          FutureWarning, stacklevel=2)
             labels = masked_lm_labels
         out = self.encode(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
                           inputs_embeds, output_attentions, output_hidden_states)

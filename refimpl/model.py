@@ -118,7 +118,7 @@ class LongformerPreTrainedModel:
         self.config = config
         if params is None:  # new weights, as transformers' LongformerModel(config)
             shapes, _ = self.expected_shapes(config)
-            params = self.tie_weights(init_weights(shapes, config, np.random.default_rng(seed)))
+            params = self.tie_weights(init_weights(shapes, config, np.random.default_rng(seed)), config)
         self.params = params  # NumPy float32, encoder names without prefix, head names as saved
         self.to_backend(backend)
 
@@ -137,7 +137,8 @@ class LongformerPreTrainedModel:
         return {}
 
     @classmethod
-    def tie_weights(cls, params: dict) -> dict:
+    def tie_weights(cls, params: dict, config: LongformerConfig) -> dict:
+        """Weights that are one array under two names (the masked-LM decoder); the others have none."""
         return params
 
     @classmethod
@@ -169,7 +170,7 @@ class LongformerPreTrainedModel:
                 f"Some weights of {cls.__name__} were not in the checkpoint at {os.fspath(folder)} and are newly "
                 f"initialized: {missing_head}. Train the head before using its predictions.", stacklevel=2)
             params.update(init_weights({k: head[k] for k in missing_head}, config, np.random.default_rng()))
-        return cls(config, cls.tie_weights(params), backend=backend)
+        return cls(config, cls.tie_weights(params, config), backend=backend)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write config.json and model.safetensors that transformers' from_pretrained also loads."""
