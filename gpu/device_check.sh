@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of longformer-lab, for a machine with an NVIDIA GPU on which CuPy, PyTorch (CUDA) and transformers
-# are already installed; installs nothing. Runs the tests marked `gpu`, then gpu/bench_gpu.py, whose table is
+# are already installed; installs nothing. Runs the tests marked `gpu`, then benchmarks/gpu.py, whose table is
 # printed last. About 2-3 minutes on an H100/H200 (first NVRTC compile of the kernels included); each step has a
 # time limit so the whole stays under 5 minutes. Exits non-zero if the tests failed (the benchmark runs anyway).
 #
@@ -24,6 +24,6 @@ timeout 150 "$PY" -m pytest -q -m gpu --continue-on-collection-errors -p no:cach
 tests_status=$?
 echo "gpu tests: exit $tests_status"
 
-timeout 140 "$PY" -m gpu.bench_gpu  # its table is the last thing printed
+timeout 140 "$PY" -m benchmarks.gpu  # its table is the last thing printed
 bench_status=$?
 exit $(( tests_status != 0 ? tests_status : bench_status ))

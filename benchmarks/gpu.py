@@ -1,6 +1,6 @@
-"""GPU benchmark: the cupy backend against transformers' Longformer on CUDA, float32. Run by gpu/device_check.sh.
+"""GPU benchmark: the cupy backend against transformers' Longformer on CUDA, float32. Run by gpu/device_check.sh; it lives beside the CPU benchmark (benchmarks/cli.py).
 
-    python -m gpu.bench_gpu [--sizes 4096 8192 ...] [--reps 5] [--no-model]
+    python -m benchmarks.gpu [--sizes 4096 8192 ...] [--reps 5] [--no-model]
 
 1. One attention layer (projections, band + global columns, global rows) of longformer-base's shape: C = 768,
    H = 12, D = 64, window 512 (W = 256), batch 1, one global token (the first, as a classifier's <s>), for each N;

@@ -1,0 +1,69 @@
+"""Smoke test of the benchmark: every method at every scope it runs at, once, at a tiny length, and its output
+checked against the reference of that scope; then the measuring and reporting path on one tiny sweep.
+
+Would catch: a method that no longer builds or runs against the current backends (the benchmark once carried its own
+copy of the dense backend, which fell behind the model's calls and printed AttributeError for every method), a
+method that computes something else (its output against the numpy reference, or transformers', at the tolerances of
+tests/conftest.py), or a worker/report that breaks on the records. Methods that cannot run here (cupy without a GPU,
+torch not installed) are skipped with the reason. Timings are not checked: they live in benchmarks/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import measurement, methods, report
+from conftest import BACKEND_ATOL, HIDDEN_ATOL, HIDDEN_RTOL, assert_close
+
+REASONS = methods.unavailable_reasons()
+# transformers' attention needs a multiple of its window (512); the kernel runs at any length (W = 256 > N here)
+LENGTH = {"kernel": 64, "attention": 512, "model": 512}
+CASES = [(scope, m) for scope in methods.SCOPES for m in methods.SCOPE_METHODS[scope]]
+
+
+@pytest.fixture(scope="module")
+def reference_outputs():
+    """The numpy reference's output per scope (one layer for the model)."""
+    return {scope: methods.make_runner(scope, "numpy", LENGTH[scope], layers=1)() for scope in methods.SCOPES}
+
+
+@pytest.mark.parametrize("scope, method", CASES, ids=[f"{s}-{m}" for s, m in CASES])
+def test_method_runs_and_equals_the_reference(scope, method, reference_outputs):
+    if REASONS[method] is not None:
+        pytest.skip(f"{method}: {REASONS[method]}")
+    out = methods.make_runner(scope, method, LENGTH[scope], layers=1)()
+    expected = reference_outputs[scope]
+    assert out.shape == expected.shape and out.dtype == np.float32
+    if method == "transformers":
+        assert_close(out, expected, atol=HIDDEN_ATOL, rtol=HIDDEN_RTOL, what=f"{method} {scope}")
+    else:
+        assert_close(out, expected, atol=BACKEND_ATOL, rtol=0, what=f"{method} {scope}")
+
+
+def test_method_at_a_scope_it_does_not_have_is_refused():
+    with pytest.raises(ValueError, match="does not run at the model scope"):
+        methods.make_runner("model", "flex", 64)
+
+
+def test_model_flops_count_what_the_numba_backend_computes():
+    """Would catch a term lost from the count: at 4096 tokens the projections, FFN and band are issue #13's 773
+    GFLOP, the global columns and the folded pass 4 (one global token) add 1.8."""
+    global_parts = 12 * (4 * 4096 * 768 + 4 * 12 * 4096 * 768)
+    assert round((methods.model_flops(4096) - global_parts) / 1e8) == 7733
+
+
+def test_time_worker_and_report_on_a_tiny_sweep(tmp_path):
+    """The path `longformer-lab bench` takes, in this process: the time worker, ratios, tables and the plot."""
+    usable = [m for m in ("numpy", "numba") if REASONS[m] is None]
+    timed = measurement.time_worker({"scope": "kernel", "n": 64, "methods": usable, "repeats": 1})
+    memory = measurement.memory_worker({"scope": "kernel", "n": 64, "method": "numpy"})
+    assert memory["peak_bytes"] >= 0
+    records = [{"what": "kernel", "method": m, "n": 64, "seconds": timed["seconds"][m][0],
+                "flops": methods.kernel_flops(64), "sgemm_flops_per_s": timed["sgemm_flops_per_s"][0],
+                "max_abs_diff": timed["max_abs_diff"][m]} for m in usable]
+    records = report.with_ratios(records, "kernel")
+    assert all(0 < r["fraction_of_sgemm"] for r in records)
+    table = report.markdown_table("kernel", records, usable, {})
+    assert "GFLOP/s" in table and "| 64 |" in table
+    report.write_plot(tmp_path / "plot.html", "kernel", records, usable)
