@@ -29,9 +29,19 @@ Threads: the kernels run `prange` over (batch x heads x blocks of queries) on Nu
 them (default: all cores). BLAS runs the projections between the kernels, never at the same moment, but idle
 threads that spin still take the cores from the other pool:
   - Numba's OpenMP threads: this module sets OMP_WAIT_POLICY=PASSIVE unless the user set it (see below).
-  - NumPy's OpenBLAS keeps its idle threads spinning for 2^28 cycles (~0.1 s) after every product, which slowed the
-    band kernel that follows from 60 to 100 ms on 2 cores. Only an environment variable read when NumPy loads
-    changes that: start Python with OPENBLAS_THREAD_TIMEOUT=4 (benchmarks/scaling.py does, for its measurements).
+  - NumPy's OpenBLAS (pthreads build) keeps its idle threads spinning for 2^28 cycles (~0.1 s) after every
+    product; on 2 cores that took the band kernel that follows from 63 to 105-117 ms, and the GELU and LayerNorm
+    after the FFN products likewise. OpenBLAS reads its limit, `thread_timeout`, from OPENBLAS_THREAD_TIMEOUT once,
+    when NumPy loads it, and has no function to change it. So when this backend is created it writes the limit the
+    variable would have set (2^4 cycles: an idle thread sleeps at once and is woken by the next product) into
+    the loaded library itself: threadpoolctl finds the library, its ELF symbol table gives the address of
+    `thread_timeout` (see `quiet_openblas_threads`). The threads still run every product; they only stop spinning
+    in between, so NumPy's products keep their speed (measured: sgemm 308 GFLOP/s after, 296-321 before). This
+    changes the OpenBLAS of the whole process, as the variable would. A value the user set with
+    OPENBLAS_THREAD_TIMEOUT is left alone; where the library cannot be found or its build has no symbol table,
+    nothing is written and a warning says so. (Measured, and not used: openblas_set_num_threads(1) around a kernel
+    does not stop threads that already spin, 96 ms; blas_thread_shutdown_ before each kernel does, 62 ms, but it
+    would hang a NumPy product running in another thread at that moment.)
 
 Compilation: each kernel compiles once per process for its one signature, and is cached on disk (cache=True) in
 NUMBA_CACHE_DIR or next to this file. Where no cache folder is writable, the kernels compile in every process
@@ -40,8 +50,10 @@ instead, with a warning; nothing fails.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import struct
 import warnings
 
 import numba
@@ -410,6 +422,87 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, want_pro
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# OpenBLAS's idle threads (see the module docstring, Threads)
+# ---------------------------------------------------------------------------------------------------------------
+
+OPENBLAS_TIMEOUT_CYCLES = 1 << 4  # what OPENBLAS_THREAD_TIMEOUT=4 (OpenBLAS's smallest) sets: sleep at once
+
+
+def _elf_symbols(path: str, names: set[str]) -> dict[str, int]:
+    """The st_value (address relative to the load base) of the named symbols of an ELF64 little-endian file's
+    .symtab, the full symbol table that also lists a library's static variables (empty where it was stripped)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # ELF, 64-bit, little-endian
+        return {}
+    section_offset, = struct.unpack_from("<Q", data, 0x28)
+    entry_size, count = struct.unpack_from("<HH", data, 0x3A)
+    # each section header: name, type, flags, addr, offset, size, link, info, addralign, entsize
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, section_offset + i * entry_size) for i in range(count)]
+    found = {}
+    for _, kind, _, _, offset, size, link, _, _, sym_size in sections:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        strings = sections[link][4]  # the string table holding the symbols' names
+        for j in range(size // sym_size):
+            # each symbol: name offset, info, other, section index, value, size
+            name_at, _, _, _, value, _ = struct.unpack_from("<IBBHQQ", data, offset + j * sym_size)
+            name = data[strings + name_at:data.index(b"\0", strings + name_at)].decode(errors="replace")
+            if name in names:
+                found[name] = value
+    return found
+
+
+def openblas_thread_timeouts() -> list[tuple[str, ctypes.c_uint | None]]:
+    """(path, its `thread_timeout` as a writable ctypes.c_uint, or None where it cannot be found) for every loaded
+    pthreads OpenBLAS. Raises ImportError without threadpoolctl."""
+    import threadpoolctl
+
+    found = []
+    for lib in threadpoolctl.ThreadpoolController().lib_controllers:
+        if lib.internal_api != "openblas" or lib.threading_layer != "pthreads":
+            continue  # an OpenMP build's threads follow OMP_WAIT_POLICY (set above)
+        symbols = _elf_symbols(lib.filepath, {"thread_timeout", "openblas_thread_timeout"})
+        exported = getattr(lib.dynlib, "openblas_thread_timeout", None)
+        if len(symbols) < 2 or exported is None:
+            found.append((lib.filepath, None))
+            continue
+        # the load base is where an exported function is minus its place in the file
+        base = ctypes.cast(exported, ctypes.c_void_p).value - symbols["openblas_thread_timeout"]
+        found.append((lib.filepath, ctypes.c_uint.from_address(base + symbols["thread_timeout"])))
+    return found
+
+
+def quiet_openblas_threads() -> list[str]:
+    """Make every loaded pthreads OpenBLAS put its idle threads to sleep at once instead of spinning 2^28 cycles.
+
+    Writes OPENBLAS_TIMEOUT_CYCLES into the library's `thread_timeout`, the variable OPENBLAS_THREAD_TIMEOUT sets
+    when the library loads. Returns one line per library found, saying what was done; warns where nothing could be.
+    Leaves everything alone when the user set OPENBLAS_THREAD_TIMEOUT.
+    """
+    if os.environ.get("OPENBLAS_THREAD_TIMEOUT"):
+        return [f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']} set by the user: left alone"]
+    try:
+        timeouts = openblas_thread_timeouts()
+    except ImportError:
+        warnings.warn("threadpoolctl is not installed, so the numba backend cannot stop OpenBLAS's idle threads "
+                      "from spinning after each product (they slow its kernels ~1.5x on few cores); pip install "
+                      "threadpoolctl, or start Python with OPENBLAS_THREAD_TIMEOUT=4", RuntimeWarning, stacklevel=3)
+        return ["threadpoolctl not installed: OpenBLAS untouched"]
+    done = []
+    for path, timeout in timeouts:
+        if timeout is None:
+            warnings.warn(f"{path}: no symbol table with thread_timeout, so its idle threads keep spinning after "
+                          "each product; start Python with OPENBLAS_THREAD_TIMEOUT=4 to stop them",
+                          RuntimeWarning, stacklevel=3)
+            done.append(f"{path}: thread_timeout not found, untouched")
+            continue
+        before, timeout.value = timeout.value, OPENBLAS_TIMEOUT_CYCLES
+        done.append(f"{path}: thread_timeout {before} -> {OPENBLAS_TIMEOUT_CYCLES} cycles")
+    return done
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The backend
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -425,6 +518,9 @@ class NumbaBackend(NumpyBackend):
     """NumPy arrays; the band attention, GELU and LayerNorm as Numba kernels (see the module docstring)."""
 
     name = "numba"
+
+    def __init__(self):
+        self.openblas = quiet_openblas_threads()  # what was done to OpenBLAS's idle threads, one line per library
 
     def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions):
         """The contract of refimpl.backends.base.Backend: context (B, H, N, D), probs (B, H, N, G+2W+1) or None."""

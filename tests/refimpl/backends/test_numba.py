@@ -357,3 +357,38 @@ def test_global_attention_folded_projections_equal_the_reference(G, numba_backen
     actual = numba_backend.global_attention(q_g, hidden, kv_global, kind, slot_used)
     assert_close(actual[0], expected[0], atol=ATOL, rtol=1e-5, what="context")
     assert_close(actual[1], expected[1], atol=PROBS_ATOL, rtol=0, what="probs")
+
+
+OPENBLAS_PROBE = textwrap.dedent("""
+    from refimpl.backends import get_backend
+    from refimpl.backends.numba import openblas_thread_timeouts
+    backend = get_backend("numba")
+    for path, timeout in openblas_thread_timeouts():
+        print("thread_timeout", timeout.value)
+    print(backend.openblas)
+""")
+
+
+def openblas_is_pthreads() -> bool:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return any(lib.get("internal_api") == "openblas" and lib.get("threading_layer") == "pthreads"
+               for lib in threadpoolctl.threadpool_info())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("user_value", [None, "6"])
+def test_backend_puts_openblas_idle_threads_to_sleep(user_value, tmp_path):
+    """Would catch: NumPy's OpenBLAS threads left spinning 2^28 cycles after each product in a plain process (they
+    took the cores from the kernels that follow), or a user's own OPENBLAS_THREAD_TIMEOUT overridden. In a fresh
+    process, as a user's; only for NumPy on a pthreads OpenBLAS, the library this fix is for."""
+    if not openblas_is_pthreads():
+        pytest.skip("NumPy's BLAS here is not a pthreads OpenBLAS")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env["PYTHONPATH"] = str(REPO)
+    if user_value:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
+    result = subprocess.run([sys.executable, "-c", OPENBLAS_PROBE], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = 1 << int(user_value) if user_value else 16
+    assert f"thread_timeout {expected}" in result.stdout, result.stdout
