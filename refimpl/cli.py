@@ -32,8 +32,9 @@ SAMPLE = ("Longformer: The Long-Document Transformer. Transformer-based models a
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", nargs="?", default=SAMPLE, help="the text to run (default: the paper's abstract)")
-    p.add_argument("--model", default=None, help="a Longformer checkpoint folder (default: the embedded "
-                   "all-MiniLM-L6-v2 converted to a Longformer with window 128 and 4096 positions)")
+    p.add_argument("--model", default=None, help="a Longformer checkpoint folder or Hub repository name, such as "
+                   "allenai/longformer-base-4096 (default: the embedded all-MiniLM-L6-v2 converted to a Longformer "
+                   "with window 128 and 4096 positions)")
     p.add_argument("--backend", default="numpy", help="numpy, numba or cupy (see `longformer-lab backends`)")
     p.add_argument("--window", type=int, default=None, help="attention window (even), replacing the checkpoint's")
     p.add_argument("--global-tokens", default="first",
@@ -62,7 +63,7 @@ def run_run(args) -> int:
         raise ValueError(f"--repeat must be >= 1, got {args.repeat}")
     if not args.text.strip():
         raise ValueError("the text is empty; give some words to run")
-    directory = resolve_model_dir(args.model)
+    directory = resolve_model_dir() if args.model is None else args.model  # a folder or a Hub name
     overrides = {} if args.window is None else {"attention_window": args.window}
     t0 = time.perf_counter()
     model = LongformerModel.from_pretrained(directory, backend=args.backend, **overrides)
@@ -70,9 +71,14 @@ def run_run(args) -> int:
     load_s = time.perf_counter() - t0
     cfg = model.config
 
-    enc = tokenizer(args.text, truncation=True, max_length=cfg.max_tokens)
+    enc = tokenizer(args.text, truncation=True, max_length=cfg.max_tokens, return_tensors="np",
+                    return_overflowing_tokens=False)
     ids = enc["input_ids"]
     n = ids.shape[1]
+    total = len(tokenizer(args.text)["input_ids"])
+    if total > n:
+        print(f"longformer-lab run: note: the text has {total} tokens, more than the {cfg.max_tokens} the model's "
+              f"position table holds; only the first {n} were run", file=sys.stderr)
     glob = np.zeros_like(ids)
     glob[0, parse_globals(args.global_tokens, n)] = 1
 
