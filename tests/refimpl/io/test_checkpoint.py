@@ -114,7 +114,7 @@ def test_truncated_safetensors_is_a_clear_error(checkpoint_factory, tmp_path):
 
 
 def test_folders_that_are_not_checkpoints(checkpoint_factory, tmp_path):
-    with pytest.raises(ValueError, match="is not a directory"):
+    with pytest.raises(ValueError, match="is not a folder"):
         refimpl.LongformerModel.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no config.json"):
         refimpl.LongformerModel.from_pretrained(tmp_path)
