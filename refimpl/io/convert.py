@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
-from refimpl.io import checkpoint
+from refimpl.io import checkpoint, hub
 from refimpl.config import LongformerConfig
 from refimpl.ops import SUPPORTED_ACTIVATIONS
 from refimpl.io.jsonfile import read_json
@@ -117,6 +119,7 @@ def name_table(num_layers: int) -> dict[str, list[str]]:
 
 
 POSITIONS = "embeddings.position_embeddings.weight"
+SOURCE_PREFIXES = ("bert.", "roberta.")  # a source model with a head saves its encoder under one of these
 POOLER = ("pooler.dense.weight", "pooler.dense.bias")  # copied when the source has them
 
 
@@ -126,14 +129,8 @@ POOLER = ("pooler.dense.weight", "pooler.dense.bias")  # copied when the source 
 
 def read_source_config(src: str) -> tuple[str, dict]:
     """(model_type, config with transformers' defaults filled in) of the checkpoint folder `src`; step 1."""
-    if not os.path.exists(src):
-        raise ValueError(f"source {src!r} does not exist; pass a BERT or RoBERTa checkpoint folder "
-                         "(config.json, model.safetensors and the tokenizer files)")
-    if not os.path.isdir(src):
-        raise ValueError(f"source {src!r} is a file, not a folder; pass the checkpoint folder that holds config.json "
-                         "and model.safetensors")
     path = os.path.join(src, "config.json")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ValueError(f"source {src!r} has no config.json, so its model type is unknown; a checkpoint folder "
                          "holds config.json, model.safetensors and the tokenizer files")
     config = read_json(path, missing_ok=False)
@@ -148,7 +145,10 @@ def read_source_config(src: str) -> tuple[str, dict]:
                          "has absolute position embeddings only")
     if config.get("is_decoder"):
         raise ValueError(f"{src!r} is a decoder (is_decoder: true, causal attention); Longformer is an encoder")
-    if config["hidden_act"] not in SUPPORTED_ACTIVATIONS:
+    pad = config["pad_token_id"]
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"{src!r}: config.json's pad_token_id must be an integer >= 0, got {pad!r}")
+    if not isinstance(config["hidden_act"], str) or config["hidden_act"] not in SUPPORTED_ACTIVATIONS:
         raise ValueError(f"{src!r} uses hidden_act {config['hidden_act']!r}, which Longformer here does not "
                          f"support; supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
     return model_type, config
@@ -160,12 +160,13 @@ def read_special_token_ids(src: str, model_type: str) -> tuple[dict[str, int], l
         return read_json(os.path.join(src, name))
 
     def text(value):  # a special token as the files write it: a string, or {"content": ...}
-        return value.get("content") if isinstance(value, dict) else value
+        value = value.get("content") if isinstance(value, dict) else value
+        return value if isinstance(value, str) else None
 
     named = {**load("tokenizer_config.json"), **load("special_tokens_map.json")}
     cls_default, sep_default = DEFAULT_SPECIAL_TOKENS[model_type]
     tokens = {"cls": text(named.get("cls_token")) or cls_default, "sep": text(named.get("sep_token")) or sep_default}
-    if named.get("pad_token"):
+    if text(named.get("pad_token")):
         tokens["pad"] = text(named["pad_token"])
 
     vocab = {}
@@ -180,12 +181,19 @@ def read_special_token_ids(src: str, model_type: str) -> tuple[dict[str, int], l
     elif os.path.isfile(os.path.join(src, "vocab.json")):
         vocab = load("vocab.json")
     elif os.path.isfile(os.path.join(src, "vocab.txt")):
-        with open(os.path.join(src, "vocab.txt"), encoding="utf-8") as f:
-            vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+        try:
+            with open(os.path.join(src, "vocab.txt"), encoding="utf-8") as f:
+                vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{os.path.join(src, 'vocab.txt')} is not UTF-8 text: {e}") from None
     else:
         return {}, ["no vocabulary in the source (tokenizer.json, vocab.json or vocab.txt): the special token ids "
                     "come from config.json or Longformer's defaults"]
-    ids = {role: int(vocab[t]) for role, t in tokens.items() if t in vocab}
+    ids = {role: vocab[t] for role, t in tokens.items() if t in vocab}
+    for role, value in ids.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"the vocabulary of {src!r} gives {tokens[role]!r} the id {value!r}; ids are "
+                             "integers >= 0")
     notes = [f"the tokenizer has no {tokens[role]!r} ({role} token)" for role in tokens if role not in ids]
     return ids, notes
 
@@ -205,27 +213,99 @@ def position_table(source: np.ndarray, source_offset: int, offset: int, position
                          f"the first position (pad_token_id + 1)")
     table = np.empty((offset + positions, source.shape[1]), np.float32)  # (max_position_embeddings, C)
     table[:offset] = source[:offset]
-    table[offset:] = np.tile(learned, (-(-positions // P), 1))[:positions]  # (positions, C)
+    # row offset + p <- learned[p mod P], written in place (no tiled copy of the whole table)
+    np.take(learned, np.arange(positions), axis=0, out=table[offset:], mode="wrap")  # (positions, C)
     return table
 
 
 def _find_prefix(tensors: dict, model_type: str, src: str) -> str:
-    """The prefix the source's encoder names carry: "" (BertModel), "bert." / "roberta." (a model with a head)."""
-    for prefix in ("", f"{model_type}.", "bert.", "roberta."):
-        if f"{prefix}embeddings.word_embeddings.weight" in tensors:
-            return prefix
-    raise ValueError(f"the weights in {src!r} have no embeddings.word_embeddings.weight (with or without a 'bert.' "
-                     f"or 'roberta.' prefix); is it a BERT or RoBERTa checkpoint? It holds e.g. "
-                     f"{', '.join(list(tensors)[:5])}")
+    """The prefix the source's encoder names carry: "" (BertModel), "bert." / "roberta." (a model with a head).
+    A weight saved under two of these prefixes is refused: which one the conversion would use is not clear."""
+    bare_names = {}
+    for saved in tensors:
+        bare = next((saved[len(p):] for p in SOURCE_PREFIXES if saved.startswith(p)), saved)
+        if bare in bare_names:
+            raise ValueError(f"the weights in {src!r} hold {bare!r} twice, as {bare_names[bare]!r} and {saved!r}; "
+                             "keep one of them")
+        bare_names[bare] = saved
+    word = "embeddings.word_embeddings.weight"
+    if word in bare_names:
+        saved = bare_names[word]
+        return saved[: len(saved) - len(word)]
+    raise ValueError(f"the weights in {src!r} have no {word} (with or without a 'bert.' or 'roberta.' prefix); is "
+                     f"it a BERT or RoBERTa checkpoint? It holds e.g. {', '.join(list(tensors)[:5])}")
 
 
 def _check_destination(src: str, dst: str, overwrite: bool) -> None:
-    if os.path.exists(dst) and not os.path.isdir(dst):
+    """A destination is new, an empty folder, or (with overwrite) a checkpoint folder that is replaced whole."""
+    if os.path.lexists(dst) and not os.path.isdir(dst):
         raise ValueError(f"destination {dst!r} is a file; pass a folder to write the Longformer checkpoint into")
-    if os.path.isdir(dst) and os.path.samefile(src, dst):
+    if not os.path.isdir(dst):
+        return
+    if os.path.samefile(src, dst):
         raise ValueError("the destination is the source folder; write the Longformer checkpoint somewhere else")
-    if os.path.isdir(dst) and os.listdir(dst) and not overwrite:
+    if os.path.commonpath([os.path.realpath(src), os.path.realpath(dst)]) == os.path.realpath(dst):
+        raise ValueError(f"the destination {dst!r} holds the source folder {src!r}; replacing it would delete the "
+                         "source. Write the Longformer checkpoint somewhere else")
+    if os.listdir(dst) and not overwrite:
         raise ValueError(f"destination {dst!r} exists and is not empty; pick a new folder or pass --overwrite")
+    if os.listdir(dst) and not os.path.isfile(os.path.join(dst, "config.json")):
+        raise ValueError(f"destination {dst!r} is not empty and is not a checkpoint folder (no config.json); "
+                         "--overwrite replaces a checkpoint folder with everything in it, so it refuses to delete "
+                         "this one. Pick a new or empty folder")
+
+
+def _check_table_fits(positions: int, hidden_size: int) -> None:
+    """Refuse a position table that cannot be allocated here, before allocating it, saying what fits."""
+    per_position = hidden_size * 4 + 8  # a float32 row, and its int64 source index (position_table)
+    free = available_memory()
+    if free is not None and positions * per_position > free:
+        raise ValueError(f"max_positions = {positions} needs a position table of {positions} x {hidden_size} float32 "
+                         f"({_gib(positions * per_position)}), but this machine has {_gib(free)} available; at most "
+                         f"about {free // per_position} positions fit (longformer-base-4096 has 4096)")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _staging_folder(dst: str) -> str:
+    """A new empty sibling of `dst` to write into; made with os.mkdir, so it gets the usual permissions."""
+    parent = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(parent, exist_ok=True)
+    while True:
+        path = os.path.join(parent, f".{os.path.basename(os.path.abspath(dst))}.{secrets.token_hex(4)}.converting")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _replace_folder(staging: str, dst: str) -> None:
+    """Put the complete `staging` folder at `dst`; an old `dst` is removed whole, so nothing of it stays."""
+    if os.path.isdir(dst):
+        old = staging + ".old"
+        os.rename(dst, old)
+        os.rename(staging, dst)
+        shutil.rmtree(old)
+    else:
+        os.rename(staging, dst)
 
 
 def _copy_tokenizer_files(src: str, dst: str, model_type: str, positions: int) -> list[str]:
@@ -258,24 +338,35 @@ def _copy_tokenizer_files(src: str, dst: str, model_type: str, positions: int) -
 # ---------------------------------------------------------------------------------------------------------------
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: int | list[int] = 512,
-            max_positions: int = 4096, progress: bool = False, overwrite: bool = False) -> ConversionSummary:
-    """Convert the BERT or RoBERTa checkpoint folder `src` into a Longformer checkpoint folder `dst`.
+            max_positions: int = 4096, progress: bool = False, overwrite: bool = False,
+            **hub_keywords) -> ConversionSummary:
+    """Convert the BERT or RoBERTa checkpoint `src` (a folder or a Hub repository name) into a Longformer
+    checkpoint folder `dst`.
 
     attention_window: the full window (both sides), even; one int or one per layer. max_positions: the tokens the
     new position table holds (4096 in longformer-base-4096). progress: a tqdm bar over the layers, on stderr.
-    overwrite: allow a `dst` that exists and is not empty. Raises ValueError, with the reason, for a source it cannot
-    convert. Returns a ConversionSummary.
+    overwrite: replace a `dst` that is a checkpoint folder (it holds config.json): afterwards it holds exactly the
+    converted checkpoint, nothing of what was there. The result is written into a sibling folder and moved into
+    place when complete, so a failed conversion leaves `dst` as it was. hub_keywords: revision, cache_dir,
+    local_files_only, token, force_download, for a Hub `src`, as in transformers. Raises ValueError, with the
+    reason, for a source it cannot convert. Returns a ConversionSummary.
     """
-    src, dst = os.fspath(src), os.fspath(dst)
+    hub_keywords, unknown = hub.split_hub_keywords(hub_keywords)
+    if unknown:
+        raise TypeError(f"convert() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+    dst = os.fspath(dst)
     if isinstance(max_positions, bool) or not isinstance(max_positions, (int, np.integer)) or max_positions < 1:
         raise ValueError(f"max_positions must be a positive integer (e.g. 4096), got {max_positions!r}")
     max_positions = int(max_positions)
 
     # step 1: the source
-    model_type, src_config = read_source_config(src)
-    _check_destination(src, dst, overwrite)
-    special_ids, notes = read_special_token_ids(src, model_type)
-    pad = int(src_config["pad_token_id"])
+    name = hub.checkpoint_path(src, "source checkpoint")
+    folder = os.fspath(hub.resolve(name, ["config.json", *TOKENIZER_FILES], what="source checkpoint",
+                                   **hub_keywords))
+    model_type, src_config = read_source_config(folder)
+    _check_destination(folder, dst, overwrite)
+    special_ids, notes = read_special_token_ids(folder, model_type)
+    pad = src_config["pad_token_id"]
     if "pad" in special_ids and special_ids["pad"] != pad:
         warnings.warn(f"config.json says pad_token_id {pad} but the tokenizer pads with id {special_ids['pad']}; "
                       f"the converted model counts positions from config.json's {pad}", stacklevel=2)
@@ -283,7 +374,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: in
     # step 2: the Longformer config
     def token_id(key, role):
         value = src_config.get(key)
-        return int(value) if value is not None else special_ids.get(role)
+        return value if value is not None else special_ids.get(role)
 
     special = {"bos_token_id": token_id("bos_token_id", "cls"), "eos_token_id": token_id("eos_token_id", "sep")}
     special["sep_token_id"] = token_id("sep_token_id", "sep")
@@ -303,19 +394,21 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: in
             attention_probs_dropout_prob=src_config["attention_probs_dropout_prob"],
             initializer_range=src_config["initializer_range"], extra={"architectures": ["LongformerModel"]})
     except ValueError as e:
-        raise ValueError(f"cannot build a Longformer config from {src!r} with attention_window={attention_window!r}, "
+        raise ValueError(f"cannot build a Longformer config from {name!r} with attention_window={attention_window!r}, "
                          f"max_positions={max_positions}: {e}") from None
-    target_shapes = checkpoint.encoder_shapes(config, pooler=True)
+    C = config.hidden_size
+    _check_table_fits(config.max_position_embeddings, C)
 
     # step 3: the position table
-    tensors = checkpoint.read_tensors(src)
-    prefix = _find_prefix(tensors, model_type, src)
-    C = config.hidden_size
+    tensors = checkpoint.read_tensors(checkpoint.weights_folder(name, **hub_keywords))
+    prefix = _find_prefix(tensors, model_type, name)
+    checkpoint.check_layers(tensors, config.num_hidden_layers, where=f"the source {name!r}")
     source_rows = src_config["max_position_embeddings"]
     source_offset = pad + 1 if model_type == "roberta" else 0  # BERT position p reads row p
     positions = tensors.get(prefix + POSITIONS)
     if positions is None:
-        raise ValueError(f"the weights in {src!r} are missing {prefix + POSITIONS}")
+        raise ValueError(f"the weights in {name!r} are missing {prefix + POSITIONS}")
+    checkpoint.require_float(prefix + POSITIONS, positions)
     if positions.shape != (source_rows, C):
         raise ValueError(f"{prefix + POSITIONS} has shape {positions.shape} but config.json asks for "
                          f"{(source_rows, C)}")
@@ -324,57 +417,56 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: in
 
     # step 4: every other weight, through the table
     table = name_table(config.num_hidden_layers)
-    missing = [prefix + name for name in table if prefix + name not in tensors]
+    target_shapes = checkpoint.encoder_shapes(config, pooler=True)
+    missing = [prefix + n for n in table if prefix + n not in tensors]
     if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        raise ValueError(f"the weights in {src!r} are missing {len(missing)} tensor(s) a Longformer needs: {shown}")
+        raise ValueError(f"the weights in {name!r} are missing {len(missing)} tensor(s) a Longformer needs: {shown}")
     pooler_names = [n for n in POOLER if prefix + n in tensors]
     if len(pooler_names) == 1:
-        raise ValueError(f"the weights in {src!r} hold {prefix + pooler_names[0]} but not the rest of the pooler")
+        raise ValueError(f"the weights in {name!r} hold {prefix + pooler_names[0]} but not the rest of the pooler")
     table.update({n: [n] for n in pooler_names})
     if not pooler_names:
         notes.append("the source has no pooler; the converted model has none either (pooler_output is None)")
 
-    def copy(name):
-        array = tensors[prefix + name]
-        for target in table[name]:
+    def copy(source_name):
+        array = tensors[prefix + source_name]
+        checkpoint.require_float(prefix + source_name, array)
+        for target in table[source_name]:
             if tuple(array.shape) != target_shapes[target]:
-                raise ValueError(f"{prefix + name} has shape {tuple(array.shape)} but {target} needs "
+                raise ValueError(f"{prefix + source_name} has shape {tuple(array.shape)} but {target} needs "
                                  f"{target_shapes[target]} (from config.json)")
             params[target] = array
-        used.add(prefix + name)
-
-    from tqdm import tqdm
+        used.add(prefix + source_name)
 
     names = list(table)
     layer_names = [[n for n in names if n.startswith(f"encoder.layer.{i}.")] for i in range(config.num_hidden_layers)]
-    for name in names:
-        if not name.startswith("encoder.layer."):
-            copy(name)
+    for source_name in names:
+        if not source_name.startswith("encoder.layer."):
+            copy(source_name)
     for group in tqdm(layer_names, desc="converting layers", unit="layer", file=sys.stderr, disable=not progress):
-        for name in group:
-            copy(name)
+        for source_name in group:
+            copy(source_name)
 
     not_copied = sorted(k for k in tensors if k not in used and not k.endswith(checkpoint.IGNORED_SUFFIXES))
 
-    # step 5: write
-    os.makedirs(dst, exist_ok=True)
-    checkpoint.save_safetensors(params, dst)
-    config.save_pretrained(dst)
-    tokenizer_files = _copy_tokenizer_files(src, dst, model_type, max_positions)
+    # step 5: write, into a sibling folder that becomes `dst` when complete
+    staging = _staging_folder(dst)
+    try:
+        checkpoint.save_safetensors(params, staging)
+        config.save_pretrained(staging)
+        tokenizer_files = _copy_tokenizer_files(folder, staging, model_type, max_positions)
+        _replace_folder(staging, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if not tokenizer_files:
         notes.append("no tokenizer files in the source; the converted folder has no tokenizer")
 
     return ConversionSummary(
-        source=src, destination=dst, source_type=model_type, num_layers=config.num_hidden_layers,
+        source=name, destination=dst, source_type=model_type, num_layers=config.num_hidden_layers,
         hidden_size=C, source_positions=source_rows - source_offset, positions=max_positions,
         max_position_embeddings=config.max_position_embeddings, attention_window=config.attention_window,
         pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
         sep_token_id=config.sep_token_id, copied=len(used),
         global_projections=sum(1 for k in params if "_global." in k), not_copied=not_copied,
         files=sorted([checkpoint.SAFETENSORS, "config.json", *tokenizer_files]), notes=notes)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The CLI: longformer-lab convert SRC DST
-# ---------------------------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def minilm_batch(minilm):
     """TEXTS tokenized by the converted folder's tokenizer, padded: (ids, attention_mask), (B, N)."""
     from refimpl.io.tokenizer import LongformerTokenizer
 
-    encoding = LongformerTokenizer.from_pretrained(minilm[1])(TEXTS, padding=True)
+    encoding = LongformerTokenizer.from_pretrained(minilm[1])(TEXTS, padding=True, return_tensors="np")
     return encoding["input_ids"], encoding["attention_mask"]
 
 
@@ -249,7 +249,7 @@ def test_converted_tokenizer_gives_the_source_ids(minilm):
     long_text = " ".join(TEXTS * 20)  # ~700 tokens: no truncation at 128 (the source file's) or 512
     for text in [*TEXTS, long_text]:
         expected = source(text)["input_ids"]
-        assert ours(text)["input_ids"][0].tolist() == expected
+        assert ours(text)["input_ids"] == expected
         assert converted(text)["input_ids"] == expected
     assert ours.model_max_length == converted.model_max_length == 4096
 
@@ -265,7 +265,7 @@ def write_config(folder, **config):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("missing", "does not exist"),
+    ("missing", "is not a folder"),
     ("no config", "has no config.json"),
     ("gpt2", "holds a 'gpt2' model (config.json model_type); convert supports bert and roberta only"),
     ("longformer", "already a Longformer checkpoint"),
@@ -329,7 +329,7 @@ def run_cli(*args):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("missing", "does not exist"),
+    ("missing", "is not a folder"),
     ("no weights", "no weights in"),
     ("unsupported", "holds a 't5' model"),
 ])
