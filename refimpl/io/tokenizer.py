@@ -52,6 +52,7 @@ import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from tokenizers import AddedToken, Encoding, Tokenizer, decoders, pre_tokenizers, processors
@@ -164,6 +165,13 @@ def _check_str(text, name: str) -> None:
 # ----- what a call returns -----
 
 
+class CharSpan(NamedTuple):
+    """A token's characters [start, end) in its text (transformers' CharSpan)."""
+
+    start: int
+    end: int
+
+
 class BatchEncoding(dict):
     """What a call returns, as transformers' BatchEncoding: a dict (so `model(**encoding)` works) whose keys also
     read as attributes (`enc.input_ids`); `enc[i]` is the tokenizers Encoding of row i, and `word_ids(i)`,
@@ -225,14 +233,14 @@ class BatchEncoding(dict):
     def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
         return self._encoding(batch_index, "sequence_ids").sequence_ids
 
-    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None):
+    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
         """(start, end) characters of a token; as transformers, one int means row 0. None for a special token."""
         batch, index = (0, batch_or_token_index) if token_index is None else (batch_or_token_index, token_index)
         encoding = self._encoding(batch, "token_to_chars")
         if not _is_int(index) or not -len(encoding) <= index < len(encoding):
             raise ValueError(f"token_index={_show(index)} is not a token of this row of {len(encoding)}")
         span = encoding.token_to_chars(int(index))
-        return None if span is None else tuple(span)
+        return None if span is None else CharSpan(*span)
 
     def char_to_token(self, batch_or_char_index: int, char_index: int | None = None, sequence_index: int = 0):
         """The token covering a character (None for a space no token covers); one int means row 0."""
