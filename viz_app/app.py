@@ -1,6 +1,7 @@
 """longformer-lab's visualizer: `longformer-lab app` (or `streamlit run viz_app/app.py`). This file only declares
-the pages; each page (viz_app/views/) wires its widgets to functions in viz_app/ (explore, patterns, scaling, parity,
-figures). The folder is not called pages/: that name would switch on Streamlit's older folder-based navigation."""
+the pages; each page (viz_app/views/) wires its widgets to functions in viz_app/core/, which never import
+streamlit; views/cache.py holds every cache. The folder is not called pages/: that name would switch on Streamlit's
+older folder-based navigation."""
 
 import streamlit as st
 

@@ -1,8 +1,10 @@
 """The visualizer (viz_app/): every page under Streamlit's AppTest on the default model, driven through its widgets
-by key, plus the computations behind the pages.
+by key, and the app's structure (thin pages, computation in viz_app/core/, caches in views/cache.py).
 
 Each test says what it would catch. Pages are mostly tested one file at a time (AppTest.from_file on the page),
-as Streamlit runs them inside app.py's navigation. One test runs app.py itself and visits every page.
+as Streamlit runs them inside app.py's navigation. One test runs app.py itself and visits every page. Clicks in
+charts are simulated as Streamlit delivers them: the chart's selection event in st.session_state[chart key].
+The computations behind the pages are tested in test_core.py.
 """
 
 from __future__ import annotations
@@ -23,20 +25,21 @@ pytest.importorskip("plotly")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import viz_app  # noqa: E402
-from refimpl.attention import GLOBAL, LOCAL  # noqa: E402
-from refimpl.dense import longformer_mask, outputs_to_dense  # noqa: E402
-from viz_app import explore, launch, patterns, scaling  # noqa: E402
+from viz_app import launch  # noqa: E402
+from viz_app.core import attention_views, global_tokens, text as tx, timing  # noqa: E402
 
 APP_DIR = Path(viz_app.__file__).resolve().parent
 PAGES = {"explorer": "Attention explorer", "patterns": "Attention patterns", "scaling": "Complexity scaling",
          "parity": "Backend parity"}
 TIMEOUT = 120  # seconds per run: the first run converts the default model if no cache has it yet
-LONG = explore.LONG_SAMPLE
+LONG = tx.LONG_SAMPLE
 PAIR = "Question + context"
 
 
-def page(name: str) -> AppTest:
+def page(name: str, **query_params) -> AppTest:
     at = AppTest.from_file(str(APP_DIR / "views" / f"{name}.py"), default_timeout=TIMEOUT)
+    for k, v in query_params.items():
+        at.query_params[k] = v
     return at.run()
 
 
@@ -54,6 +57,10 @@ def chart(at: AppTest, key: str) -> dict:
     return json.loads(found[0].proto.spec)
 
 
+def has_chart(at: AppTest, key: str) -> bool:
+    return any(getattr(c, "key", None) == key for c in at.get("plotly_chart"))
+
+
 def title(fig: dict) -> str:
     return fig["layout"]["title"]["text"]
 
@@ -63,20 +70,51 @@ def forward_caption(at: AppTest) -> str:
     return next(c.value for c in at.caption if "forward pass" in c.value)
 
 
+def decode(x):
+    """A plotly array as NumPy: plotly writes NumPy arrays as {"dtype", "bdata"(, "shape")} base64."""
+    import base64
+
+    if isinstance(x, dict):
+        a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
+        return a.reshape([int(s) for s in str(x["shape"]).split(",")]) if "shape" in x else a
+    return np.asarray(x, dtype=float)
+
+
+def trace(fig: dict, name: str) -> dict | None:
+    return next((t for t in fig["data"] if t.get("name") == name), None)
+
+
 def global_markers(fig: dict) -> list[int]:
     """x positions of the orange triangles that mark global columns."""
-    for trace in fig["data"]:
-        if trace.get("name") == "global column":
-            return sorted(int(v) for v in _decode(trace["x"]))
-    return []
+    t = trace(fig, "global column")
+    return [] if t is None else sorted(int(v) for v in decode(t["x"]))
 
 
 def warnings_text(at: AppTest) -> str:
     return " | ".join(w.value for w in at.warning)
 
 
+def click(at: AppTest, key: str, kind: str, value: int) -> AppTest:
+    """A click on a point standing for (kind, value), as Streamlit reports it, then the rerun it triggers."""
+    at.session_state[key] = {"selection": {"points": [{"x": 0, "y": 0, "curve_number": 1, "point_index": 0,
+                                                       "customdata": [kind, value]}],
+                                           "point_indices": [0], "box": [], "lasso": []}}
+    return at.run()
+
+
+def tokenizer():
+    from refimpl.io.default_model import default_checkpoint_dir
+    from refimpl.io.tokenizer import LongformerTokenizer
+
+    return LongformerTokenizer.from_pretrained(default_checkpoint_dir())
+
+
+def encode(text: str, pair: str = ""):
+    return tx.encode(tokenizer(), text, pair, 4096)
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# The app and its navigation
+# The app and its structure
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_app_runs_every_page_through_its_navigation():
@@ -104,23 +142,84 @@ def test_app_py_only_declares_navigation():
 def test_computation_modules_never_import_streamlit():
     """Would catch: a computation module depending on the UI layer, even indirectly (STYLE: the functions live in
     the package and never import streamlit)."""
-    modules = ", ".join(f"viz_app.{name}" for name in ("explore", "patterns", "scaling", "parity", "figures", "launch"))
+    core = sorted(p.stem for p in (APP_DIR / "core").glob("*.py") if p.stem != "__init__")
+    modules = ", ".join([*(f"viz_app.core.{m}" for m in core), "viz_app.launch"])
     code = f"import sys, {modules}; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-def test_launch_command_is_headless_without_usage_statistics():
-    """Would catch: `longformer-lab app` opening a browser, phoning home, or ignoring --port."""
+def test_no_computation_module_shares_a_name_with_a_page_and_caches_live_in_one_module():
+    """Would catch: explore.py beside views/explorer.py again (which file does what?), a cache decorator outside
+    views/cache.py, or a page that computes (numpy in a page file)."""
+    pages = {p.stem for p in (APP_DIR / "views").glob("*.py")}
+    computation = {p.stem for p in (APP_DIR / "core").glob("*.py")} | {p.stem for p in APP_DIR.glob("*.py")}
+    assert not (pages & computation) - {"__init__"}, pages & computation
+    for path in APP_DIR.rglob("*.py"):
+        if path.name != "cache.py":
+            assert "st.cache_" not in path.read_text(), path
+    for name in PAGES:
+        tree = ast.parse((APP_DIR / "views" / f"{name}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for alias in node.names} | {node.module for node in ast.walk(tree)
+                                                if isinstance(node, ast.ImportFrom)}
+        assert "numpy" not in imported, name
+
+
+def test_every_widget_of_the_explorer_has_a_key():
+    """Would catch: a widget that tests (and the URL) cannot find by key."""
+    at = ok(page("explorer"))
+    for view in ("Matrix", "Band", "Token", "Layers × heads", "Compare", "Head view"):
+        at.radio(key="view").set_value(view).run()
+        for kind in ("selectbox", "slider", "select_slider", "text_input", "text_area", "number_input", "radio",
+                     "checkbox", "button", "multiselect"):
+            for widget in at.get(kind):
+                assert widget.key, f"{kind} {widget.label!r} in view {view} has no key"
+        for c in at.get("plotly_chart"):
+            assert c.key, f"a chart in view {view} has no key"
+    at.radio(key="view").set_value("Matrix").run()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The launcher
+# ---------------------------------------------------------------------------------------------------------------
+
+def parse(*argv):
     parser = argparse.ArgumentParser()
     launch.add_arguments(parser)
-    cmd = launch.command(parser.parse_args(["--port", "8765"]))
-    joined = " ".join(cmd)
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("app.py")
+    return parser.parse_args(list(argv))
+
+
+def test_launch_listens_on_localhost_headless_without_usage_statistics():
+    """Would catch: `longformer-lab app` listening on every interface by default, phoning home, ignoring --port or
+    --host, or Streamlit's own browser opening (which asks for an e-mail address on a first run)."""
+    joined = " ".join(launch.command(parse("--port", "8765")))
+    assert "--server.address 127.0.0.1" in joined and "--server.port 8765" in joined
     assert "--server.headless true" in joined and "--browser.gatherUsageStats false" in joined
-    assert "--server.port 8765" in joined
+    assert "--server.address 0.0.0.0" in " ".join(launch.command(parse("--host", "0.0.0.0")))
+    assert launch.url(parse("--port", "9000")) == "http://localhost:9000"
     with pytest.raises(ValueError, match="port"):
-        launch.run(parser.parse_args(["--port", "0"]))
+        launch.run(parse("--port", "0"))
+
+
+def test_launch_restricts_checkpoints_beyond_localhost(tmp_path):
+    """Would catch: a public server letting visitors load any folder (the roots are passed only beyond
+    localhost, and include --model and --model-root)."""
+    assert launch.ROOTS_ENV not in launch.environment(parse(), {})
+    env = launch.environment(parse("--host", "0.0.0.0", "--model", str(tmp_path), "--model-root", "/data"), {})
+    assert env[launch.ROOTS_ENV].split(":") == ["/data", str(tmp_path.resolve())]
+    assert parse("--no-browser").no_browser
+
+
+def test_a_folder_outside_the_allowed_roots_is_refused(tmp_path, monkeypatch):
+    """Would catch: the checkpoint field reading a folder outside the allowed roots when the server is public."""
+    monkeypatch.setenv(launch.ROOTS_ENV, str(tmp_path / "allowed"))
+    at = AppTest.from_file(str(APP_DIR / "views" / "explorer.py"), default_timeout=TIMEOUT)
+    at.session_state["model_dir"] = "/etc"
+    at.run()
+    assert at.error and "outside the folders this server may load" in at.error[0].value
+    at.text_input(key="model_dir").set_value("").run()  # the default model is always allowed
+    assert ok(at).get("plotly_chart")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,29 +233,48 @@ def explorer():
 
 
 def test_explorer_draws_the_exact_matrix_of_a_short_text(explorer):
-    """Would catch: a short input drawn downsampled, or the global token not marked."""
+    """Would catch: a short input drawn downsampled, the global token not marked, hovers without token text."""
     fig = chart(explorer, "chart_matrix")
     assert "exact" in title(fig)
     assert global_markers(fig) == [0]  # the default preset: the first token
-    assert explorer.get("download_button")[0].key == "download_layer"
+    hover = fig["data"][0]["text"]
+    enc = encode(tx.load_sample("Short abstract")[0])
+    assert hover[3][5].startswith(f"3 {enc.surfaces[3]!r} → 5 {enc.surfaces[5]!r}")
+    assert fig["layout"]["xaxis"]["ticktext"]  # tokens on the axes
+    assert {b.key for b in explorer.get("download_button")} == {"download_layer", "download_stats"}
 
 
-def test_text_changes_the_tokens_and_the_matrix(explorer):
-    """Would catch: the text area not reaching the model (a stale cached result)."""
-    before, caption = chart(explorer, "chart_matrix"), forward_caption(explorer)
+def test_linear_scale_leaves_never_computed_pairs_blank(explorer):
+    """Would catch: the linear colour scale painting pairs the model never computes like tiny weights (the
+    caption says they are blank)."""
+    at = explorer
+    at.radio(key="color_scale").set_value("linear").run()
+    z = decode(chart(ok(at), "chart_matrix")["data"][0]["z"])
+    enc = encode(tx.load_sample("Short abstract")[0])
+    assert enc.n > 66 and np.isnan(z[1, -1]) and np.isfinite(z[1, 1])  # beyond the window (W = 64): blank
+    at.radio(key="color_scale").set_value("log").run()
+
+
+def test_text_changes_the_tokens_and_own_text_comes_back(explorer):
+    """Would catch: the text area not reaching the model, and "Your own text" bringing back the sample instead
+    of what was typed."""
+    at = explorer
+    caption = forward_caption(at)
     text = "A short sentence. And another one."
-    explorer.text_area(key="text").set_value(text).run()
-    ok(explorer)
-    n = explore.encode(_tokenizer(), text, "", 4096).n
-    assert forward_caption(explorer) != caption and f"**{n} tokens**" in forward_caption(explorer)
-    assert chart(explorer, "chart_matrix") != before
-    assert explorer.selectbox(key="sample").value == explore.OWN_TEXT  # editing leaves the sample
-    explorer.selectbox(key="sample").set_value("Short abstract").run()
-    assert forward_caption(explorer) == caption
+    at.text_area(key="text").set_value(text).run()
+    n = encode(text).n
+    assert f"**{n} tokens**" in forward_caption(ok(at))
+    assert at.selectbox(key="sample").value == tx.OWN_TEXT  # editing leaves the sample
+    at.selectbox(key="sample").set_value("Short abstract").run()
+    assert forward_caption(at) == caption
+    at.selectbox(key="sample").set_value(tx.OWN_TEXT).run()
+    assert ok(at).text_area(key="text").value == text
+    at.selectbox(key="sample").set_value("Short abstract").run()
 
 
 def test_global_presets_and_positions_by_hand(explorer):
-    """Would catch: a preset or the position field not reaching the model, or the marks not following them."""
+    """Would catch: a preset or the position field not reaching the model, or the marks not following them;
+    sentence starts on a quote or bracket rather than the first word."""
     at = explorer
     at.selectbox(key="global_preset").set_value("none").run()
     assert ok(at) and global_markers(chart(at, "chart_matrix")) == [] and ", 0 global" in forward_caption(at)
@@ -164,9 +282,8 @@ def test_global_presets_and_positions_by_hand(explorer):
     assert ok(at) and global_markers(chart(at, "chart_matrix")) == [3, 7, 8]
     at.selectbox(key="global_preset").set_value("every sentence start").run()
     marks = global_markers(chart(at, "chart_matrix"))
-    enc = explore.encode(_tokenizer(), at.text_area(key="text").value, "", 4096)
+    enc = encode(at.text_area(key="text").value)
     starts = [p for p in marks if p not in (3, 7, 8)]
-    # "longformer" is long ##former
     assert [enc.tokens[p] for p in starts] == ["transformers", "long", "each", "the", "together"]
     at.text_input(key="global_manual").set_value("").run()
     at.selectbox(key="global_preset").set_value("first token").run()
@@ -177,10 +294,10 @@ def test_question_preset_on_the_question_context_pair(explorer):
     """Would catch: the question preset not covering exactly the tokens before the first separator."""
     at = explorer
     at.selectbox(key="sample").set_value(PAIR).run()
-    question, context = explore.load_sample(PAIR)
+    question, context = tx.load_sample(PAIR)
     assert at.text_area(key="pair").value == context
     at.selectbox(key="global_preset").set_value("question (before the first separator)").run()
-    enc = explore.encode(_tokenizer(), question, context, 4096)
+    enc = encode(question, context)
     first_sep = enc.tokens.index("[SEP]")
     assert global_markers(chart(ok(at), "chart_matrix")) == list(range(first_sep))
     at.selectbox(key="global_preset").set_value("first token").run()
@@ -188,20 +305,29 @@ def test_question_preset_on_the_question_context_pair(explorer):
     assert ok(at).text_area(key="pair").value == ""
 
 
+def band_w(at) -> int:
+    return -int(chart(ok(at), "chart_band")["layout"]["xaxis2"]["range"][0] + 2.5)
+
+
 def test_window_and_per_layer_windows_change_the_band(explorer):
-    """Would catch: the window control not reaching the model, or per-layer windows applied to the wrong layer."""
+    """Would catch: the window control not reaching the model, per-layer windows applied to the wrong layer, the
+    main slider live while ignored, and toggling the per-layer mode resetting every layer."""
     at = explorer
     at.radio(key="view").set_value("Band").run()
-    band = chart(ok(at), "chart_band")["data"][-1]
-    assert band["x0"] == -64  # the checkpoint's window 128: W = 64
+    assert band_w(at) == 64  # the checkpoint's window 128
     at.select_slider(key="window").set_value(16).run()
-    assert chart(ok(at), "chart_band")["data"][-1]["x0"] == -8
+    assert band_w(at) == 8
     at.checkbox(key="window_per_layer").check().run()
+    assert at.select_slider(key="window").disabled
     at.select_slider(key="window_layer_1").set_value(4).run()
-    assert chart(ok(at), "chart_band")["data"][-1]["x0"] == -8  # layer 0 keeps 16
+    assert band_w(at) == 8  # layer 0 keeps 16
     at.slider(key="layer").set_value(1).run()
-    assert chart(ok(at), "chart_band")["data"][-1]["x0"] == -2
+    assert band_w(at) == 2
     assert "[16, 4, 16, 16, 16, 16]" in forward_caption(at)
+    at.checkbox(key="window_per_layer").uncheck().run()
+    assert not at.select_slider(key="window").disabled
+    at.checkbox(key="window_per_layer").check().run()
+    assert "[16, 4, 16, 16, 16, 16]" in forward_caption(ok(at))  # kept while the mode was off
     at.checkbox(key="window_per_layer").uncheck().run()
     at.select_slider(key="window").set_value(128).run()
     at.slider(key="layer").set_value(0).run()
@@ -233,28 +359,111 @@ def test_every_runnable_backend_draws_the_same_attention(explorer):
     for name in names:
         at.selectbox(key="backend").set_value(name).run()
         assert f"on {name}" in forward_caption(ok(at))
-        fig = chart(at, "chart_matrix")
-        drawn[name] = np.asarray(_decode(fig["data"][0]["customdata"]))
+        drawn[name] = np.nan_to_num(decode(chart(at, "chart_matrix")["data"][0]["z"]), nan=-9)
     for name, z in drawn.items():
-        np.testing.assert_allclose(z, drawn["numpy"], atol=1e-5, err_msg=name)
-    at.selectbox(key="backend").set_value(explore.default_backend(explore.usable_backends())).run()
+        np.testing.assert_allclose(z, drawn["numpy"], atol=1e-4, err_msg=name)  # log10 p
+    at.selectbox(key="backend").set_value(names[0] if "numba" not in names else "numba").run()
 
 
-def test_band_token_and_model_views(explorer):
-    """Would catch: a view that fails to draw, a token view that ignores the chosen query."""
+def test_every_view_draws_and_marks_the_query(explorer):
+    """Would catch: a view that fails to draw, or one that does not show the chosen query."""
     at = explorer
+    at.number_input(key="query").set_value(5).run()
     at.radio(key="view").set_value("Band").run()
     assert "own layout" in title(chart(ok(at), "chart_band"))
+    assert any("rows of the global tokens" in c.value for c in at.caption)  # says why they are blank
     at.radio(key="view").set_value("Token").run()
-    html_before = ok(at).get("html")[0].proto.body
-    at.number_input(key="query_token").set_value(5).run()
-    html_after = ok(at).get("html")[0].proto.body
-    assert html_after != html_before and "box-shadow" in html_after
-    assert "token 5" in title(chart(at, "chart_token"))
+    row, column = chart(ok(at), "chart_row"), chart(at, "chart_column")
+    assert "what 5 " in title(row) and "who attends to 5 " in title(column)
+    grid = chart(at, "chart_tokens")["data"][0]
+    assert grid["marker"]["line"]["color"][5] == "#d62728"  # the query outlined
     at.radio(key="view").set_value("Layers × heads").run()
-    fig = chart(ok(at), "chart_model")
-    assert len(fig["layout"]["xaxis"]["ticktext"]) == 12 and len(fig["layout"]["yaxis"]["ticktext"]) == 6
+    assert chart(ok(at), "chart_stats") and chart(at, "chart_profile") and chart(at, "chart_model")
+    at.radio(key="view").set_value("Compare").run()
+    assert chart(ok(at), "chart_compare_a") and chart(at, "chart_compare_b") and chart(at, "chart_difference")
+    at.radio(key="view").set_value("Head view").run()
+    assert "tokens" in title(chart(ok(at), "chart_headview"))
     at.radio(key="view").set_value("Matrix").run()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Linked views: clicks, search, regions, the URL
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_clicking_a_tile_of_the_layers_x_heads_grid_opens_that_head(explorer):
+    """Would catch: a statistics tile or a mosaic tile that does nothing when clicked."""
+    at = explorer
+    at.radio(key="view").set_value("Layers × heads").run()
+    tiles = trace(chart(ok(at), "chart_stats"), "tiles")
+    assert ["head", 4002] in tiles["customdata"]
+    click(at, "chart_stats", "head", 4002)
+    assert ok(at).radio(key="view").value == "Matrix"
+    assert at.slider(key="layer").value == 4 and at.selectbox(key="head").value == 2
+    assert "Layer 4, head 2" in title(chart(at, "chart_matrix"))
+    at.radio(key="view").set_value("Layers × heads").run()
+    click(at, "chart_model", "head", 1003)
+    assert at.slider(key="layer").value == 1 and at.selectbox(key="head").value == 3
+    at.slider(key="layer").set_value(0).run()
+    at.selectbox(key="head").set_value("mean").run()
+
+
+def test_clicking_a_row_a_token_or_a_bar_changes_the_query(explorer):
+    """Would catch: the matrix's row strip, the token grid, the band's rows or the bars not linked to the query."""
+    at = explorer
+    click(at, "chart_matrix", "query", 12)
+    assert ok(at).number_input(key="query").value == 12
+    assert chart(at, "chart_matrix")["layout"]["shapes"][0]["y0"] == 11.5  # the row outlined
+    at.radio(key="view").set_value("Token").run()
+    click(at, "chart_tokens", "query", 30)
+    assert ok(at).number_input(key="query").value == 30
+    click(at, "chart_column", "query", 33)
+    assert at.number_input(key="query").value == 33
+    at.radio(key="view").set_value("Band").run()
+    click(at, "chart_band", "query", 7)
+    assert ok(at).number_input(key="query").value == 7
+    at.radio(key="view").set_value("Matrix").run()
+
+
+def test_a_box_on_the_matrix_redraws_that_region_exactly(explorer):
+    """Would catch: box selection only enlarging cells instead of redrawing the region one cell per pair."""
+    at = explorer
+    at.session_state["chart_matrix"] = {"selection": {"points": [], "point_indices": [], "lasso": [],
+                                                      "box": [{"x": [9.5, 29.5], "y": [19.5, 49.5]}]}}
+    at.run()
+    assert ok(at).slider(key="region_q").value == (20, 49) and at.slider(key="region_k").value == (10, 29)
+    fig = chart(at, "chart_region")
+    assert len(fig["data"][0]["text"]) == 30 and len(fig["data"][0]["text"][0]) == 20  # one cell per pair
+    assert "exact" in title(fig)
+    at.button(key="region_follow").click().run()
+    ok(at)
+
+
+def test_search_jumps_to_a_word_and_lists_its_matches(explorer):
+    """Would catch: a search box that finds nothing, or does not make the match the query."""
+    at = explorer
+    at.text_input(key="search").set_value("attention").run()
+    enc = encode(tx.load_sample("Short abstract")[0])
+    hits = tx.find(enc, tx.load_sample("Short abstract")[0], "", "attention")
+    assert len(hits) >= 2 and ok(at).number_input(key="query").value == hits[0]
+    at.selectbox(key="search_hit").set_value(hits[1]).run()
+    assert ok(at).number_input(key="query").value == hits[1]
+    at.text_input(key="search").set_value("zzzqqq").run()
+    assert any("No token matches" in c.value for c in at.caption)
+    at.text_input(key="search").set_value("").run()
+
+
+def test_the_url_keeps_the_view_and_a_link_restores_it():
+    """Would catch: the layer, head, query or view not written to the URL, or a shared link not restoring them."""
+    at = ok(page("explorer", view="Token", layer="2", head="7", query="9"))
+    assert at.radio(key="view").value == "Token"
+    assert at.slider(key="layer").value == 2 and at.selectbox(key="head").value == 7
+    assert at.number_input(key="query").value == 9
+    at.number_input(key="query").set_value(11).run()
+    assert dict(at.query_params) | {} == {**dict(at.query_params), "query": "11"}
+    assert at.query_params["layer"] == "2" and at.query_params["view"] == "Token"
+    bad = ok(page("explorer", layer="99", head="x", query="100000", view="nope"))
+    assert bad.slider(key="layer").value == 0 and bad.number_input(key="query").value == encode(
+        tx.load_sample("Short abstract")[0]).n - 1
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,13 +492,26 @@ def test_bad_global_positions_are_messages(explorer):
     at.selectbox(key="global_preset").set_value("first token").run()
 
 
-def test_too_many_global_tokens_are_capped_with_a_message():
-    """Would catch: a range like 0-4095 making every token global, which would need gigabytes on a long text."""
+def test_too_many_global_tokens_are_capped_keeping_typed_ones_and_saying_what_went():
+    """Would catch: a cap that keeps the lowest positions and silently drops the preset's (sentence starts gone
+    when 0-255 is also asked)."""
     at = page("explorer")
     at.selectbox(key="sample").set_value(PAIR).run()  # about 400 tokens
+    at.selectbox(key="global_preset").set_value("every sentence start").run()
     at.text_input(key="global_manual").set_value("0-299").run()
-    assert f"keeps the first {explore.MAX_GLOBAL}" in warnings_text(ok(at))
-    assert f", {explore.MAX_GLOBAL} global" in forward_caption(at)
+    note = warnings_text(ok(at))
+    assert f"keeps {global_tokens.MAX_GLOBAL}" in note and "of the typed positions" in note
+    assert f", {global_tokens.MAX_GLOBAL} global" in forward_caption(at)
+
+
+def test_tiny_inputs_draw_markers_beside_the_matrix_and_whole_ticks():
+    """Would catch: a 3-token input drawn with its global markers far from the matrix, or fractional ticks."""
+    at = page("explorer")
+    at.text_area(key="text").set_value("hi").run()
+    fig = chart(ok(at), "chart_matrix")
+    y = decode(trace(fig, "global column")["y"])
+    assert -2.5 < y[0] < -0.5
+    assert all(float(v).is_integer() for v in fig["layout"]["xaxis"]["tickvals"])
 
 
 @pytest.mark.parametrize("what", ["empty folder", "missing", "not longformer"])
@@ -321,25 +543,32 @@ def test_the_launchers_model_folder_reaches_the_sidebar(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_long_document_is_truncated_said_and_downsampled():
     """Would catch: a document longer than the position table crashing the model or being cut silently, the 4096
-    x 4096 matrix drawn cell by cell, and changing the layer rerunning the forward pass."""
+    x 4096 matrix drawn cell by cell, hovers without token text, and changing the layer rerunning the pass."""
     at = page("explorer")
     at.selectbox(key="sample").set_value(LONG).run()
     note = warnings_text(ok(at))
-    assert "4,096" in note and "were cut" in note and "now ends at character" in note
+    assert "4,096" in note and "the text lost its last" in note and "now ends at character" in note
     caption = forward_caption(at)
     assert "**4,096 tokens**" in caption
     fig = chart(at, "chart_matrix")
-    assert "block-max, 8×8" in title(fig) and _decode(fig["data"][0]["z"]).shape == (512, 512)
+    cells = attention_views.OVERVIEW_CELLS
+    assert f"block-max, {4096 // cells}×{4096 // cells}" in title(fig) and len(fig["data"][0]["z"]) == cells
+    assert "max " in fig["data"][0]["text"][0][0] and "→" in fig["data"][0]["text"][0][0]  # the strongest pair
+    at.text_input(key="search").set_value("rabbit").run()
+    query = ok(at).number_input(key="query").value
+    assert query > 0 and "rabbit" in at.session_state["search"]
     at.slider(key="layer").set_value(5).run()
     assert forward_caption(ok(at)) == caption and chart(at, "chart_matrix") != fig
     at.radio(key="view").set_value("Band").run()
-    assert _decode(chart(ok(at), "chart_band")["data"][-1]["z"]).shape == (512, 129)
+    assert len(chart(ok(at), "chart_band")["data"][-3]["z"]) == cells
+    at.radio(key="view").set_value("Token").run()
+    assert "rabbit" in title(chart(ok(at), "chart_row")).lower()
     at.radio(key="view").set_value("Layers × heads").run()
-    assert at.info and "at most 512 tokens" in ok(at).info[0].value
+    assert chart(ok(at), "chart_stats") and any("at most 512 tokens" in c.value for c in at.caption)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Patterns
+# Patterns, scaling, parity
 # ---------------------------------------------------------------------------------------------------------------
 
 def _metrics(at: AppTest) -> list[int]:
@@ -365,31 +594,10 @@ def test_patterns_page_counts_follow_the_controls():
     assert "out of range" in warnings_text(ok(at))
 
 
-def test_pattern_masks_agree_with_the_dense_oracle():
-    """Would catch: the page's masks (from band_keys/band_mask) drifting from the rules the dense oracle writes
-    out independently (refimpl/dense.py)."""
-    n, w = 40, 3
-    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
-    np.testing.assert_array_equal(patterns.sliding(n, w), np.abs(i - j) <= w)
-    for d in (2, 3):
-        expected = (np.abs(i - j) <= d * w) & ((j - i) % d == 0)
-        np.testing.assert_array_equal(patterns.sliding(n, w, d), expected)
-    glob = [0, 17, 39]
-    kind = np.full((1, n), LOCAL)
-    kind[0, glob] = GLOBAL
-    np.testing.assert_array_equal(patterns.global_and_sliding(n, w, glob), longformer_mask(kind, w)[0])
-    with pytest.raises(ValueError, match="even"):
-        patterns.figure2(n, 5, 1, [])
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Complexity scaling
-# ---------------------------------------------------------------------------------------------------------------
-
 def test_scaling_page_shows_committed_results_or_says_there_are_none():
     """Would catch: the page failing without results, or not drawing the committed ones."""
     at = ok(page("scaling"))
-    if scaling.find_results():
+    if timing.find_results():
         fig = chart(at, "chart_committed")
         assert any("slope" in (t.get("name") or "") for t in fig["data"])
     else:
@@ -398,26 +606,32 @@ def test_scaling_page_shows_committed_results_or_says_there_are_none():
 
 def test_scaling_page_draws_results_in_the_benchmarks_format(tmp_path, monkeypatch):
     """Would catch: the page misreading what benchmarks/scaling.py writes (scaling_<what>.json: metadata, notes and
-    a list of results, some with errors and no numbers)."""
-    rows = [{"what": "attention", "method": m, "n": n, "seconds": c * n ** p, "peak_bytes": 4.0 * n ** p}
+    a list of results, some with errors and no numbers), a whole-model sweep titled as one attention call, and log
+    axes labelling every minor tick."""
+    rows = [{"what": "model", "method": m, "n": n, "seconds": c * n ** p, "peak_bytes": 4.0 * n ** p}
             for m, c, p in (("dense", 1e-9, 2), ("numba", 1e-6, 1)) for n in (512, 1024, 2048, 4096)]
-    rows.append({"what": "attention", "method": "numpy", "n": 512, "seconds": None, "peak_bytes": None,
+    rows.append({"what": "model", "method": "numpy", "n": 512, "seconds": None, "peak_bytes": None,
                  "error": "took longer than 3600 s"})
-    (tmp_path / "scaling_attention.json").write_text(json.dumps(
-        {"machine": "x86_64, 2 cores", "command": "longformer-lab bench", "what": "attention",
+    (tmp_path / "scaling_model.json").write_text(json.dumps(
+        {"machine": "x86_64, 2 cores", "command": "longformer-lab bench", "what": "model",
          "notes": {"dense": "not run above 8192 tokens"}, "skipped": {"cupy": "no GPU"}, "results": rows}))
-    monkeypatch.setattr(scaling, "results_dir", lambda: tmp_path)
+    monkeypatch.setattr(timing, "results_dir", lambda: tmp_path)
     at = ok(page("scaling"))
-    names = [t.get("name") or "" for t in chart(at, "chart_committed")["data"]]
+    fig = chart(at, "chart_committed")
+    names = [t.get("name") or "" for t in fig["data"]]
     assert "dense (slope 2.00)" in names and "numba (slope 1.00)" in names
-    assert "one attention layer" in title(chart(at, "chart_committed"))
+    assert "whole model" in title(fig)
+    assert fig["layout"]["annotations"][0]["text"] == "time of one forward pass of the whole model"
+    assert fig["layout"]["xaxis"]["tickvals"] == [512, 1024, 2048, 4096]
+    ticks = fig["layout"]["yaxis"]["tickvals"]  # 1-2-5 steps (under two decades), not every minor tick
+    assert 3 <= len(ticks) <= 12 and all(round(v / 10 ** np.floor(np.log10(v)), 6) in (1, 2, 5) for v in ticks)
     assert any("took longer" in m.value for m in at.markdown)
 
 
 def test_live_measurement_draws_slopes():
     """Would catch: the measure button not measuring, a method failing, or the figure missing its guides."""
     at = ok(page("scaling"))
-    at.multiselect(key="live_methods").set_value([scaling.DENSE, "numpy"]).run()
+    at.multiselect(key="live_methods").set_value([timing.DENSE, "numpy"]).run()
     at.select_slider(key="live_max_n").set_value(512).run()
     at.button(key="measure").click().run()
     fig = chart(ok(at), "chart_live")
@@ -427,32 +641,12 @@ def test_live_measurement_draws_slopes():
     assert len(at.session_state["live_results"]) == 2 * 2  # two methods at 256 and 512
 
 
-def test_results_loading_and_slopes(tmp_path):
-    """Would catch: the slope fit or the results reader getting the layout of the JSON wrong."""
-    n = [256, 512, 1024, 2048]
-    rows = [{"method": "dense", "n": k, "seconds": 1e-9 * k * k, "peak_bytes": 4.0 * k * k} for k in n]
-    rows += [{"method": "numpy", "n": k, "seconds": 1e-6 * k, "peak_bytes": None} for k in n]
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps({"machine": "test", "results": rows}))
-    records, meta = scaling.load_results(path)
-    assert meta == {"machine": "test"}
-    slopes = scaling.fits(scaling.series(records))
-    assert slopes[("dense", "seconds")] == pytest.approx(2.0) and slopes[("numpy", "seconds")] == pytest.approx(1.0)
-    assert ("numpy", "peak_bytes") not in slopes
-    path.write_text("[1, 2]")
-    with pytest.raises(ValueError):
-        scaling.load_results(path)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Backend parity
-# ---------------------------------------------------------------------------------------------------------------
-
 def test_parity_page_compares_every_implementation():
-    """Would catch: a backend (or transformers) disagreeing with the reference, or the table missing layers."""
+    """Would catch: a backend (or transformers) disagreeing with the reference, the table missing layers, the
+    reference offered for removal (removing it did nothing), and window 2 reaching transformers' RuntimeError."""
     at = ok(page("parity"))
-    others = [n for n in at.multiselect(key="parity_backends").value if n != "numpy"]
-    assert others, "nothing to compare with the reference"
+    others = at.multiselect(key="parity_backends").value
+    assert others and "numpy" not in at.multiselect(key="parity_backends").options
     assert [m.value for m in at.metric] == ["pass"] * len(others)
     table = at.dataframe[0].value
     assert len(table) == 6 * 3  # six layers x (hidden state, local attention, global attention)
@@ -463,92 +657,8 @@ def test_parity_page_compares_every_implementation():
     at.select_slider(key="parity_window").set_value(32).run()
     assert [m.value for m in ok(at).metric] == ["pass"] * len(others)
     assert "window 32," in next(c.value for c in at.caption if "tokens," in c.value)
+    at.select_slider(key="parity_window").set_value(2).run()
+    ok(at)
+    if "transformers" in others:
+        assert any("at least 4" in c.value for c in at.caption)
     chart(at, "chart_parity")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The computations behind the explorer
-# ---------------------------------------------------------------------------------------------------------------
-
-def _tokenizer():
-    from refimpl.io.default_model import default_checkpoint_dir
-    from refimpl.io.tokenizer import LongformerTokenizer
-
-    return LongformerTokenizer.from_pretrained(default_checkpoint_dir())
-
-
-def _decode(x):
-    """A plotly array as NumPy: plotly writes NumPy arrays as {"dtype", "bdata"(, "shape")} base64."""
-    import base64
-
-    if isinstance(x, dict):
-        a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
-        return a.reshape([int(s) for s in str(x["shape"]).split(",")]) if "shape" in x else a
-    return np.asarray(x, dtype=float)
-
-
-def _fake_result(n=50, w=4, G=(0, 21), heads=2, seed=0):
-    """A ForwardResult with random rows that follow the model's layout rules (rows sum to 1 over visible keys)."""
-    rng = np.random.default_rng(seed)
-    kind = np.full(n, LOCAL)
-    kind[list(G)] = GLOBAL
-    local = np.zeros((heads, n, len(G) + 2 * w + 1), np.float32)
-    for i in np.flatnonzero(kind == LOCAL):
-        keys = i + np.arange(2 * w + 1) - w
-        visible = (keys >= 0) & (keys < n)
-        visible[visible] &= kind[keys[visible]] == LOCAL
-        row = np.concatenate([np.ones(len(G), bool), visible])
-        p = rng.random((heads, row.sum())).astype(np.float32)
-        local[:, i, row] = p / p.sum(axis=1, keepdims=True)
-    glob = rng.random((heads, n, len(G))).astype(np.float32)
-    glob /= glob.sum(axis=1, keepdims=True)
-    return explore.ForwardResult((local,), (glob,), np.asarray(G), (2 * w,), np.arange(n), 0.0, "numpy"), kind
-
-
-def test_block_max_keeps_a_one_token_diagonal_and_stripe():
-    """Would catch: downsampling by mean or by striding, which fades or drops thin diagonals and global stripes."""
-    a = np.zeros((4096, 4096), np.float32)
-    a[np.arange(4096), np.arange(4096)] = 0.3
-    a[:, 1234] = 0.7
-    small = explore.block_max(a, 8)
-    assert small.shape == (512, 512)
-    assert (np.diag(small) >= 0.3).all() and (small[:, 1234 // 8] == 0.7).all()
-    assert explore.block_max(np.ones((10, 3)), 4, axes=(0,)).shape == (3, 3)
-
-
-def test_matrix_band_and_query_views_agree_with_the_dense_layout():
-    """Would catch: a view reading the band slots or global columns at the wrong keys."""
-    result, kind = _fake_result()
-    dense = outputs_to_dense(result.local[0][None], result.glob[0][None], kind[None], 4)[0]  # (H, N, N)
-    z, block = explore.attention_matrix(result, 0, 1)
-    assert block == 1
-    np.testing.assert_allclose(z, dense[1], atol=1e-7)
-    z_mean, _ = explore.attention_matrix(result, 0, "mean")
-    np.testing.assert_allclose(z_mean, dense.mean(axis=0), atol=1e-6)
-    local_w, global_w = explore.query_weights(result, 0, 1, 10)
-    np.testing.assert_allclose(local_w + global_w, dense[1, 10], atol=1e-7)
-    assert local_w.sum() + global_w.sum() == pytest.approx(1.0, abs=1e-5)
-    local_w, global_w = explore.query_weights(result, 0, 1, 21)  # a global query: its whole row
-    assert not local_w.any()
-    np.testing.assert_allclose(global_w, dense[1, 21], atol=1e-7)
-    global_cols, band, block = explore.band_view(result, 0, 0, rows=16)
-    assert block == 4 and global_cols.shape == (13, 2) and band.shape == (13, 9)
-    mosaic, cells, block = explore.model_view(result)
-    assert mosaic.shape == (cells, 2 * cells + 1) and block == 1
-
-
-def test_positions_parsing_and_sentence_starts():
-    """Would catch: a position parser that accepts garbage or drops ranges, sentence starts off by a token."""
-    assert explore.parse_positions(" 3, 1-2 ; 7 ") == [1, 2, 3, 7]
-    for bad in ("x", "3-1", "1.5"):
-        with pytest.raises(ValueError):
-            explore.parse_positions(bad)
-    assert explore.split_in_range([0, 5, 9], 6) == ([0, 5], [9])
-    tok = _tokenizer()
-    text = "One two. Three four! Five?"
-    enc = explore.encode(tok, text, "", 4096)
-    assert [enc.tokens[p] for p in explore.sentence_starts(enc, text, "")] == ["one", "three", "five"]
-    with pytest.raises(ValueError, match="empty"):
-        explore.encode(tok, " \n", "", 4096)
-    enc = explore.encode(tok, "word " * 30, "", 10)
-    assert enc.n == 10 and "were cut" in explore.truncation_note(enc, "word " * 30, "")

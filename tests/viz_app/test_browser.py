@@ -42,7 +42,7 @@ def server(tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("streamlit") / "server.log", "w+")
     # the command `longformer-lab app` runs (streamlit run viz_app/app.py, headless, no usage statistics)
-    cmd = launch.command(argparse.Namespace(port=port, address="127.0.0.1", model=None))
+    cmd = launch.command(argparse.Namespace(port=port, host="127.0.0.1"))
     cmd += ["--server.fileWatcherType", "none"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

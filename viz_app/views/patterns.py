@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from viz_app import explore, figures, patterns
+from viz_app.core import export, figures, global_tokens, masks
 
 
 st.title("Attention patterns")
@@ -11,7 +11,7 @@ st.caption("The paper's Figure 2: which query-key pairs each pattern computes. T
            "Full attention costs n² pairs; a window of W tokens on each side costs about n(2W+1), linear in n.")
 
 c1, c2, c3, c4 = st.columns(4)
-n = c1.slider("Length n", 8, patterns.MAX_LENGTH, 64, key="pattern_n")
+n = c1.slider("Length n", 8, masks.MAX_LENGTH, 64, key="pattern_n")
 window = c2.select_slider("Window (both sides)", [2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128], value=8,
                           key="pattern_window", help="W = window // 2 keys on each side of the query")
 dilation = c3.slider("Dilation d", 1, 8, 2, key="pattern_dilation",
@@ -19,16 +19,16 @@ dilation = c3.slider("Dilation d", 1, 8, 2, key="pattern_dilation",
 spec = c4.text_input("Global positions", "0", key="pattern_globals", placeholder="e.g. 0, 31-33")
 
 try:
-    wanted = explore.parse_positions(spec)
+    wanted = global_tokens.parse_positions(spec)
 except ValueError as e:
     st.warning(f"Global positions: {e}")
     wanted = []
-inside, outside = explore.split_in_range(wanted, n)
+inside, outside = global_tokens.split_in_range(wanted, n)
 if outside:
     st.warning(f"Global positions out of range, ignored: {', '.join(map(str, outside[:10]))}"
                f"{' …' if len(outside) > 10 else ''} (the length is {n}: positions 0 to {n - 1}).")
 
-masks = patterns.figure2(n, window, dilation, inside)
+masks = masks.figure2(n, window, dilation, inside)
 st.plotly_chart(figures.patterns_figure(masks), key="chart_patterns",
                 config=figures.png_config(f"patterns_n{n}_w{window}_d{dilation}"))
 cols = st.columns(len(masks))
@@ -39,5 +39,5 @@ st.caption(f"W = {window // 2}. A sliding window computes at most n(2W+1) = {n *
            f"the edges); dilation keeps the count and widens the reach to d·W = {dilation * (window // 2)} tokens per "
            "side. Global tokens add a full row and a full column each.")
 st.download_button("Download the four masks (.npz)", key="download_patterns", on_click="ignore",
-                   data=lambda: explore.npz_bytes(**{p.key: p.mask for p in masks}),
+                   data=lambda: export.npz_bytes(**{p.key: p.mask for p in masks}),
                    file_name=f"patterns_n{n}_w{window}_d{dilation}.npz", mime="application/octet-stream")

@@ -4,8 +4,8 @@ import json
 
 import streamlit as st
 
-from viz_app import figures, scaling
-from viz_app.views import common
+from viz_app.core import figures, timing
+from viz_app.views import cache
 
 
 st.title("Complexity scaling")
@@ -14,29 +14,30 @@ st.caption("Dense attention computes n² scores; Longformer's sliding window com
            "lengths, where fixed costs no longer dominate) and dotted n and dashed n² guides.")
 
 
-def draw(records, key, title):
-    by_method = scaling.series(records)
-    slopes = scaling.fits(by_method)
-    st.plotly_chart(figures.scaling_figure(by_method, slopes, title), key=key, config=figures.png_config(key))
+def draw(records, key, title, timed):
+    by_method = timing.series(records)
+    slopes = timing.fits(by_method)
+    st.plotly_chart(figures.scaling_figure(by_method, slopes, title, timed), key=key, config=figures.png_config(key))
 
 
 # --- committed results -------------------------------------------------------------------------------------------
 
 st.subheader("Committed results")
-files = scaling.find_results()
+files = timing.find_results()
 if not files:
-    st.info(f"No benchmark results in {scaling.results_dir()} yet. `longformer-lab bench` (or `make bench`) writes "
+    st.info(f"No benchmark results in {timing.results_dir()} yet. `longformer-lab bench` (or `make bench`) writes "
             "them there; meanwhile, measure a small range on this machine below.")
 else:
     chosen = st.selectbox("Sweep", files, key="results_file",
-                          format_func=lambda p: scaling.WHAT.get(p.stem.removeprefix("scaling_"), p.stem))
+                          format_func=lambda p: timing.WHAT.get(p.stem.removeprefix("scaling_"), p.stem))
     try:
-        records, meta = scaling.load_results(chosen)
+        records, meta = timing.load_results(chosen)
     except ValueError as e:
         st.warning(str(e))
     else:
         draw([r for r in records if r["seconds"] is not None or r["peak_bytes"] is not None], "chart_committed",
-             f"{scaling.WHAT.get(meta.get('what'), chosen.stem)}, longformer-base's shape ({chosen.name})")
+             f"{timing.WHAT.get(meta.get('what'), chosen.stem)}, longformer-base's shape ({chosen.name})",
+             timing.TIMED.get(meta.get("what"), "one call"))
         st.caption(" · ".join(str(meta[k]) for k in ("machine", "command") if k in meta)
                    + " · time: median of each length's rounds in a fresh process; memory: the call's resident peak")
         notes = {**meta.get("notes", {}), **meta.get("skipped", {})}
@@ -48,22 +49,22 @@ else:
 # --- live --------------------------------------------------------------------------------------------------------
 
 st.subheader("Measure on this machine")
-usable = common.usable_backends()
-methods = [scaling.DENSE, *(name for name, reason in usable.items() if reason is None)]
+usable = cache.usable_backends()
+methods = [timing.DENSE, *(name for name, reason in usable.items() if reason is None)]
 c1, c2 = st.columns([3, 1])
 chosen_methods = c1.multiselect("Methods", methods, default=methods, key="live_methods")
 n_max = c2.select_slider("Up to n", [512, 1024, 2048, 4096], value=2048, key="live_max_n",
                          help="from 256, doubling; dense attention at 4096 needs about 1 GB and a few seconds")
 st.caption(f"Where dense and sliding-window attention differ: passes 1-3 (scores, softmax, weighted sum) at the "
-           f"default model's shape ({scaling.HEADS} heads of {scaling.HEAD_SIZE}, window {scaling.WINDOW}, the first "
+           f"default model's shape ({timing.HEADS} heads of {timing.HEAD_SIZE}, window {timing.WINDOW}, the first "
            "token global), in this process: the fastest of 3 calls after a warm-up, and the peak memory tracemalloc "
            "sees. The projections around them are O(n) for every method.")
 if st.button("Measure", key="measure", disabled=not chosen_methods):
     bar = st.progress(0.0, text="Starting…")
     try:
-        with common.backend_lock():  # alone on the machine, as far as this app can arrange it
-            st.session_state["live_results"] = scaling.measure(
-                chosen_methods, scaling.lengths_up_to(n_max), progress=lambda f, msg: bar.progress(f, text=msg))
+        with cache.backend_lock():  # alone on the machine, as far as this app can arrange it
+            st.session_state["live_results"] = timing.measure(
+                chosen_methods, timing.lengths_up_to(n_max), progress=lambda f, msg: bar.progress(f, text=msg))
     except Exception as e:  # a backend failing is a message, not a traceback
         st.error(f"The measurement failed: {type(e).__name__}: {e}")
     bar.empty()
@@ -72,7 +73,8 @@ if "live_results" in st.session_state:
     failed = sorted({f"{r['method']}: {r['error']}" for r in live if r.get("error")})
     if failed:
         st.warning("Not measured: " + "; ".join(failed))
-    draw([r for r in live if not r.get("error")], "chart_live", "Measured just now on this machine")
+    draw([r for r in live if not r.get("error")], "chart_live", "Measured just now on this machine",
+         "one attention call (passes 1-3)")
     st.download_button("Download the measurements (.json)", data=json.dumps({"results": live}, indent=1),
                        file_name="scaling_live.json", mime="application/json", key="download_live",
                        on_click="ignore")

@@ -1,5 +1,5 @@
-"""Backend parity: one input through every backend that runs here (and transformers, when installed), each output
-compared with the NumPy reference, layer by layer.
+"""Backend agreement, behind the Backend parity page: one input through every backend that runs here (and
+transformers, when installed), each output compared with the NumPy reference, layer by layer.
 
 Tolerances, mixed absolute + relative, stated once: an output passes when |x - x_ref| <= atol + rtol |x_ref|
 everywhere. Hidden states use the tests' float32 tolerance (tests/conftest.py). Attention probabilities get 1e-5
@@ -24,6 +24,9 @@ TOLERANCES = {  # output -> (atol, rtol)
 }
 REFERENCE = "numpy"
 TRANSFORMERS = "transformers"
+# transformers' chunked band attention needs chunks of at least 2 tokens a side: window 2 (W = 1) fails inside it
+# with a RuntimeError about expanded sizes, so it is not run there
+TRANSFORMERS_MIN_WINDOW = 4
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,20 @@ def run_refimpl(model, input_ids: np.ndarray, global_positions) -> Outputs:
 def transformers_unavailable() -> str | None:
     """None when transformers and torch can be imported, else why not."""
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
-    return None if not missing else f"{' and '.join(missing)} not installed (pip install 'longformer-lab[test]')"
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not installed; to compare with transformers too: "
+            "`pip install torch --index-url https://download.pytorch.org/whl/cpu && pip install transformers` "
+            "(or `pip install -e '.[test]'`)")
+
+
+def transformers_window_problem(windows) -> str | None:
+    """Why transformers cannot run these per-layer windows, or None."""
+    small = sorted({w for w in windows if w < TRANSFORMERS_MIN_WINDOW})
+    if not small:
+        return None
+    return (f"transformers' chunked attention needs a window of at least {TRANSFORMERS_MIN_WINDOW} (W ≥ 2); with "
+            f"window {small[0]} it fails inside its own code, so it is left out here")
 
 
 def load_transformers(model_dir, windows) -> object:

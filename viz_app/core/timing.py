@@ -41,6 +41,7 @@ METRICS = ("seconds", "peak_bytes")
 # ---------------------------------------------------------------------------------------------------------------
 
 WHAT = {"attention": "one attention layer", "model": "the whole model (12 layers)"}  # the benchmark's two sweeps
+TIMED = {"attention": "one attention call", "model": "one forward pass of the whole model"}  # what each call is
 
 
 def results_dir() -> Path:

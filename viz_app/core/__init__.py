@@ -1,0 +1,1 @@
+"""The computations behind the app's pages: plain modules that never import streamlit."""
