@@ -9,7 +9,7 @@
 //         (the row, so it is read from global memory once); reductions by warp shuffles, then across the 8 warps.
 // Versions: v1 (this file): two-pass mean/variance from the row in shared memory, float32 throughout. Not yet timed.
 
-#define LN_THREADS 256
+#include "common.cuh"  // LN_THREADS, GELU_THREADS
 
 extern "C" __global__ void bias_gelu_f32(const float* __restrict__ x, const float* __restrict__ bias,
                                          float* __restrict__ out, long long n, int C, int has_bias)

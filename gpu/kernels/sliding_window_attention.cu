@@ -14,15 +14,11 @@
 // Versions: v1 (this file) scalar FMAs from shared memory. Compiled for sm_80/sm_90 without register spills; not yet
 //   timed on a GPU. The tensor-core variant is sliding_window_attention_tc.cu.
 
-#define BQ 64         // queries per block
-#define BK 32         // keys per tile
-#define NTHREADS 128  // 16 x 8 threads: ty = tid / 8 owns score rows ty*4..ty*4+3, tx = tid % 8 owns columns tx + 8c
+#include "common.cuh"  // BQ, BK_F32, ATTENTION_THREADS, token kinds, MASKED, tile loading
 
-// token kinds, as refimpl/attention.py: transformers' merged attention mask
-#define KIND_PADDING 0
-#define KIND_LOCAL 1
-
-#define NEG_INF __uint_as_float(0xff800000u)  // -inf, the score of a masked column (NVRTC has no <math.h> INFINITY)
+#define BK BK_F32                   // keys per tile
+#define NTHREADS ATTENTION_THREADS  // 16 x 8 threads: ty = tid / 8 owns score rows ty*4..ty*4+3, tx = tid % 8
+                                    // owns columns tx + 8c
 
 // Shared-memory layout, in floats (the int arrays at the end are 4 bytes each too). The +1 on the row strides of
 // Qs, Ks and Ss puts the rows a warp reads at once into different banks. The launcher repeats this arithmetic.
@@ -40,12 +36,6 @@ struct SwaSmem {
     static constexpr int int_off = row_off + 3 * BQ;             // row_local[BQ], key_pos[BK], key_ok[BK]
     static constexpr int bytes = 4 * (int_off + BQ + 2 * BK);
 };
-
-__device__ __forceinline__ unsigned dynamic_smem_bytes() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
-    return r;
-}
 
 template <int DMAX>
 __device__ __forceinline__ void swa_f32(
@@ -80,14 +70,11 @@ __device__ __forceinline__ void swa_f32(
     const int P = G + 2 * W + 1;                    // columns of one probs row
 
     // the queries of this block, zero-padded to BQ rows and DMAX columns
-    for (int e = tid; e < BQ * DMAX; e += NTHREADS) {
-        const int r = e / DMAX, d = e % DMAX, i = q0 + r;
-        Qs[r * L::q_stride + d] = (i < N && d < D) ? q[head + (size_t)i * D + d] : 0.0f;
-    }
+    load_queries<float, DMAX, NTHREADS>(Qs, L::q_stride, q + head, q0, N, D, tid);
     int my_local = 0;
     if (tid < BQ) {
         const int i = q0 + tid;
-        my_local = (i < N && kind_b[i] == KIND_LOCAL);
+        my_local = (i < N && kind_b[i] == LOCAL);
         row_local[tid] = my_local;
     }
     if (!__syncthreads_or(my_local)) {  // no local query here (padding, global tokens): the rows are 0
@@ -109,33 +96,16 @@ __device__ __forceinline__ void swa_f32(
     // rows in shared memory; keys that are not ok load as zeros.
     auto load_tile = [&](bool is_global_tile, int tile_start, bool with_values) {
         __syncthreads();  // the previous tile is consumed
-        if (tid < BK) {
-            int pos, ok;
-            if (is_global_tile) {
-                const int s = tile_start + tid;  // slot
-                pos = s < n_g ? gidx_b[s] : 0;
-                ok = s < n_g && pos >= 0 && pos < N;
-            } else {
-                pos = tile_start + tid;
-                ok = pos < band_hi && kind_b[pos] == KIND_LOCAL;  // padding and global keys are not band keys
-            }
-            key_pos[tid] = ok ? pos : 0;
-            key_ok[tid] = ok;
-        }
+        tile_keys<BK>(is_global_tile, tile_start, tid, kind_b, gidx_b, n_g, N, band_hi, key_pos, key_ok);
         __syncthreads();
-        for (int e = tid; e < BK * DMAX; e += NTHREADS) {
-            const int c = e / DMAX, d = e % DMAX;
-            const bool in = key_ok[c] && d < D;
-            const size_t src = head + (size_t)key_pos[c] * D + d;
-            Ks[c * L::k_stride + d] = in ? k[src] : 0.0f;
-            if (with_values) Vs[c * L::v_stride + d] = in ? v[src] : 0.0f;
-        }
+        load_key_rows<float, BK, DMAX, NTHREADS>(Ks, L::k_stride, Vs, L::v_stride, with_values, k, v, head,
+                                                 key_pos, key_ok, D, tid);
         __syncthreads();
     };
 
     const int ty = tid / 8, tx = tid % 8;
 
-    // pass 1: this thread's 4x4 scores q_i . k_j, masked to -inf where query i may not see key j, into Ss
+    // pass 1: this thread's 4x4 scores q_i . k_j, masked (MASKED) where query i may not see key j, into Ss
     auto scores_to_smem = [&](bool is_global_tile) {
         float s[4][4] = {};
         #pragma unroll 4
@@ -157,14 +127,14 @@ __device__ __forceinline__ void swa_f32(
             for (int c = 0; c < 4; ++c) {
                 const int col = tx + 8 * c;
                 const bool visible = key_ok[col] && (is_global_tile || abs(i - key_pos[col]) <= W);
-                Ss[row * L::s_stride + col] = visible ? s[a][c] : NEG_INF;
+                Ss[row * L::s_stride + col] = visible ? s[a][c] : MASKED;
             }
         }
     };
 
     // The softmax of row sm_row is kept by two threads, each with half of a tile's columns.
     const int sm_row = tid / 2, sm_half = tid % 2;
-    float m_run = NEG_INF;  // running max of the row's visible scores
+    float m_run = MASKED;  // running max of the row's visible scores
     float l_run = 0.0f;       // running sum of exp(score - m_run)
 
     float acc[4][DMAX / 8];   // context rows ty*4+a, columns tx + 8c, not yet divided by the sum
@@ -182,20 +152,20 @@ __device__ __forceinline__ void swa_f32(
         __syncthreads();
 
         // pass 2: online softmax. New max over this tile, rescale what came before by alpha = exp(m_old - m_new),
-        // replace the scores by p = exp(s - m_new). A masked score (-inf) gives p = 0; a row with nothing visible
-        // yet keeps m = -inf and alpha = 1 (its sum and accumulator are still 0).
+        // replace the scores by p = exp(s - m_new). A masked score (MASKED) gives p = 0; a row with nothing visible
+        // yet keeps m = MASKED and alpha = 1 (its sum and accumulator are still 0).
         {
             float* srow = Ss + sm_row * L::s_stride + sm_half * (BK / 2);
-            float tile_max = NEG_INF;
+            float tile_max = MASKED;
             #pragma unroll
             for (int j = 0; j < BK / 2; ++j) tile_max = fmaxf(tile_max, srow[j]);
             tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
             const float m_new = fmaxf(m_run, tile_max);
-            const float alpha = (m_new == NEG_INF) ? 1.0f : expf(m_run - m_new);
+            const float alpha = (m_new == MASKED) ? 1.0f : expf(m_run - m_new);
             float sum = 0.0f;
             #pragma unroll
             for (int j = 0; j < BK / 2; ++j) {
-                const float p = (srow[j] == NEG_INF) ? 0.0f : expf(srow[j] - m_new);
+                const float p = (srow[j] == MASKED) ? 0.0f : expf(srow[j] - m_new);
                 srow[j] = p;
                 sum += p;
             }
@@ -260,7 +230,7 @@ __device__ __forceinline__ void swa_f32(
         for (int e = tid; e < BQ * BK; e += NTHREADS) {  // a warp writes one row's 32 columns: coalesced
             const int row = e / BK, col = e % BK, i = q0 + row;
             const float s = Ss[row * L::s_stride + col];
-            if (i >= N || !row_local[row] || s == NEG_INF) continue;
+            if (i >= N || !row_local[row] || s == MASKED) continue;
             const int column = is_global_tile ? tile_start + col : G + (key_pos[col] - i + W);
             probs[((size_t)bh * N + i) * P + column] = expf(s - row_max[row]) / row_sum[row];
         }

@@ -17,20 +17,14 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 
+#include "common.cuh"  // BQ, BK_TC, ATTENTION_THREADS, token kinds, MASKED, to_t, tile loading
+
 using namespace nvcuda;
 
-#define BQ 64         // queries per block
-#define BK 64         // keys per tile
-#define NWARPS 4      // warp w owns query rows 16w..16w+15
-#define NTHREADS 128
-#define WMMA_M 16     // one WMMA product: 16x16 += 16x16 * 16x16
+#define BK BK_TC                    // keys per tile
+#define NTHREADS ATTENTION_THREADS  // 4 warps: warp w owns query rows 16w..16w+15
+#define WMMA_M 16                   // one WMMA product: 16x16 += 16x16 * 16x16
 
-#define KIND_PADDING 0
-#define KIND_LOCAL 1
-
-#define NEG_INF __uint_as_float(0xff800000u)  // -inf, the score of a masked column (NVRTC has no <math.h> INFINITY)
-
-template <typename T> __device__ __forceinline__ T to_t(float x);
 template <> __device__ __forceinline__ __half to_t<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 to_t<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
@@ -55,12 +49,6 @@ struct TcSmem {
     static constexpr int int_off = row_off + 2 * BQ * 4;                 // row_local[BQ], key_pos[BK], key_ok[BK]
     static constexpr int bytes = int_off + 4 * (BQ + 2 * BK);
 };
-
-__device__ __forceinline__ unsigned dynamic_smem_bytes() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
-    return r;
-}
 
 template <typename T, int DMAX>
 __device__ __forceinline__ void swa_tc(
@@ -95,15 +83,12 @@ __device__ __forceinline__ void swa_tc(
     const int n_g = min(n_global[b], G);
     const int P = G + 2 * W + 1;
 
-    for (int e = tid; e < BQ * DMAX; e += NTHREADS) {
-        const int r = e / DMAX, d = e % DMAX, i = q0 + r;
-        Qh[r * L::qkv_ld + d] = to_t<T>((i < N && d < D) ? q[head + (size_t)i * D + d] : 0.0f);
-    }
+    load_queries<T, DMAX, NTHREADS>(Qh, L::qkv_ld, q + head, q0, N, D, tid);
     for (int e = tid; e < BQ * L::o_ld; e += NTHREADS) Of[e] = 0.0f;
     int my_local = 0;
     if (tid < BQ) {
         const int i = q0 + tid;
-        my_local = (i < N && kind_b[i] == KIND_LOCAL);
+        my_local = (i < N && kind_b[i] == LOCAL);
         row_local[tid] = my_local;
     }
     if (!__syncthreads_or(my_local)) {  // no local query here: the rows are 0
@@ -122,27 +107,10 @@ __device__ __forceinline__ void swa_tc(
     // As in the float32 kernel: key positions and visibility of tile t, then its K (and V) rows rounded to T.
     auto load_tile = [&](bool is_global_tile, int tile_start, bool with_values) {
         __syncthreads();  // the previous tile is consumed
-        if (tid < BK) {
-            int pos, ok;
-            if (is_global_tile) {
-                const int s = tile_start + tid;
-                pos = s < n_g ? gidx_b[s] : 0;
-                ok = s < n_g && pos >= 0 && pos < N;
-            } else {
-                pos = tile_start + tid;
-                ok = pos < band_hi && kind_b[pos] == KIND_LOCAL;
-            }
-            key_pos[tid] = ok ? pos : 0;
-            key_ok[tid] = ok;
-        }
+        tile_keys<BK>(is_global_tile, tile_start, tid, kind_b, gidx_b, n_g, N, band_hi, key_pos, key_ok);
         __syncthreads();
-        for (int e = tid; e < BK * DMAX; e += NTHREADS) {
-            const int c = e / DMAX, d = e % DMAX;
-            const bool in = key_ok[c] && d < D;
-            const size_t src = head + (size_t)key_pos[c] * D + d;
-            Kh[c * L::qkv_ld + d] = to_t<T>(in ? k[src] : 0.0f);
-            if (with_values) Vh[c * L::qkv_ld + d] = to_t<T>(in ? v[src] : 0.0f);
-        }
+        load_key_rows<T, BK, DMAX, NTHREADS>(Kh, L::qkv_ld, Vh, L::qkv_ld, with_values, k, v, head,
+                                             key_pos, key_ok, D, tid);
         __syncthreads();
     };
 
@@ -175,7 +143,7 @@ __device__ __forceinline__ void swa_tc(
 
     // The softmax of row sm_row is kept by two lanes of its warp; lane half h takes columns 2j + h.
     const int sm_row = warp * WMMA_M + lane / 2, sm_half = lane % 2, sm_i = q0 + sm_row;
-    float m_run = NEG_INF, l_run = 0.0f;
+    float m_run = MASKED, l_run = 0.0f;
 
     for (int t = 0; t < n_tiles; ++t) {
         const bool is_global_tile = t < n_glob_tiles;
@@ -189,20 +157,20 @@ __device__ __forceinline__ void swa_tc(
         {
             const float* srow = Sf + sm_row * L::s_ld;
             float s[BK / 2];
-            float tile_max = NEG_INF;
+            float tile_max = MASKED;
             #pragma unroll
             for (int j = 0; j < BK / 2; ++j) {
                 const int col = 2 * j + sm_half;
-                s[j] = visible(is_global_tile, sm_i, col) ? srow[col] : NEG_INF;
+                s[j] = visible(is_global_tile, sm_i, col) ? srow[col] : MASKED;
                 tile_max = fmaxf(tile_max, s[j]);
             }
             tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
             const float m_new = fmaxf(m_run, tile_max);
-            const float alpha = (m_new == NEG_INF) ? 1.0f : expf(m_run - m_new);
+            const float alpha = (m_new == MASKED) ? 1.0f : expf(m_run - m_new);
             float sum = 0.0f;
             #pragma unroll
             for (int j = 0; j < BK / 2; ++j) {
-                const T p = to_t<T>(s[j] == NEG_INF ? 0.0f : expf(s[j] - m_new));
+                const T p = to_t<T>(s[j] == MASKED ? 0.0f : expf(s[j] - m_new));
                 Ph[sm_row * L::p_ld + 2 * j + sm_half] = p;
                 sum += to_f(p);
             }
