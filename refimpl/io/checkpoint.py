@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import reprlib
 import warnings
 from pathlib import Path
 
@@ -44,6 +45,11 @@ FLOAT_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}  # BF16
 KEPT_DTYPES = {"I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2",
                "U8": "u1", "BOOL": "?"}  # not weights; kept so that a misplaced one is refused by name
 READABLE = "float32, float16, bfloat16 or float64"
+
+# repr() of a value read from a file, cut short so that a message stays a line or two
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 160
+short = _SHORT.repr
 
 # "encoder.layer.7." after any prefix ("longformer.", "bert.", "roberta.")
 LAYER_NAME = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
@@ -120,10 +126,11 @@ def read_weight_map(index: str | os.PathLike) -> dict[str, str]:
         raise ValueError(f"{index} is not a safetensors index: its 'weight_map' names no weights")
     for name, shard in weight_map.items():
         if not isinstance(shard, str):
-            raise ValueError(f"{index}: weight_map[{name!r}] must be a shard file name (a string), got "
-                             f"{type(shard).__name__} {shard!r}")
+            raise ValueError(f"{index}: weight_map[{short(name)}] must be a shard file name (a string), "
+                             f"got {type(shard).__name__} {short(shard)}")
         if shard in ("", ".", "..") or os.path.basename(shard) != shard or "\\" in shard or "\x00" in shard:
-            raise ValueError(f"{index}: weight_map[{name!r}] names shard {shard!r}, which is not a plain file name "
+            raise ValueError(f"{index}: weight_map[{short(name)}] names shard {short(shard)}, which is "
+                             "not a plain file name "
                              "in the checkpoint folder (no folders, no '..')")
     return weight_map
 
@@ -208,9 +215,10 @@ def _read_pytorch_bin(path: str) -> dict[str, np.ndarray]:
     tensors = {}
     for name, value in state.items():
         if not isinstance(name, str):
-            raise ValueError(f"{path} has a key {name!r} of type {type(name).__name__}; weight names are strings")
+            raise ValueError(f"{path} has a key {short(name)} of type {type(name).__name__}; weight names "
+                             "are strings")
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{path}: {name!r} is a {type(value).__name__}, not a tensor")
+            raise ValueError(f"{path}: {name!r} is of type {type(value).__name__}, not a tensor")
         if value.layout != torch.strided or value.is_quantized:
             raise ValueError(f"{path}: tensor {name!r} is sparse or quantized; weights must be dense {READABLE}")
         if value.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):

@@ -43,6 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from refimpl.io import checkpoint, hub
+from refimpl.io.checkpoint import short
 from refimpl.config import LongformerConfig
 from refimpl.ops import SUPPORTED_ACTIVATIONS
 from refimpl.io.jsonfile import read_json
@@ -137,19 +138,19 @@ def read_source_config(src: str) -> tuple[str, dict]:
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         hint = (" It is already a Longformer checkpoint: load it directly." if model_type == "longformer" else "")
-        raise ValueError(f"{src!r} holds a {model_type!r} model (config.json model_type); convert supports "
+        raise ValueError(f"{src!r} holds a {short(model_type)} model (config.json model_type); convert supports "
                          f"{' and '.join(SUPPORTED_MODEL_TYPES)} only.{hint}")
     config = {**SOURCE_DEFAULTS[model_type], **{k: v for k, v in config.items() if v is not None}}
     if config.get("position_embedding_type", "absolute") != "absolute":
-        raise ValueError(f"{src!r} uses position_embedding_type {config['position_embedding_type']!r}; Longformer "
+        raise ValueError(f"{src!r} uses position_embedding_type {short(config['position_embedding_type'])}; Longformer "
                          "has absolute position embeddings only")
     if config.get("is_decoder"):
         raise ValueError(f"{src!r} is a decoder (is_decoder: true, causal attention); Longformer is an encoder")
     pad = config["pad_token_id"]
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"{src!r}: config.json's pad_token_id must be an integer >= 0, got {pad!r}")
+        raise ValueError(f"{src!r}: config.json's pad_token_id must be an integer >= 0, got {short(pad)}")
     if not isinstance(config["hidden_act"], str) or config["hidden_act"] not in SUPPORTED_ACTIVATIONS:
-        raise ValueError(f"{src!r} uses hidden_act {config['hidden_act']!r}, which Longformer here does not "
+        raise ValueError(f"{src!r} uses hidden_act {short(config['hidden_act'])}, which Longformer here does not "
                          f"support; supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
     return model_type, config
 
@@ -192,7 +193,7 @@ def read_special_token_ids(src: str, model_type: str) -> tuple[dict[str, int], l
     ids = {role: vocab[t] for role, t in tokens.items() if t in vocab}
     for role, value in ids.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"the vocabulary of {src!r} gives {tokens[role]!r} the id {value!r}; ids are "
+            raise ValueError(f"the vocabulary of {src!r} gives {tokens[role]!r} the id {short(value)}; ids are "
                              "integers >= 0")
     notes = [f"the tokenizer has no {tokens[role]!r} ({role} token)" for role in tokens if role not in ids]
     return ids, notes
@@ -255,14 +256,15 @@ def _check_destination(src: str, dst: str, overwrite: bool) -> None:
                          "this one. Pick a new or empty folder")
 
 
-def _check_table_fits(positions: int, hidden_size: int) -> None:
-    """Refuse a position table that cannot be allocated here, before allocating it, saying what fits."""
-    per_position = hidden_size * 4 + 8  # a float32 row, and its int64 source index (position_table)
+def _check_table_fits(max_positions: int, rows: int, hidden_size: int) -> None:
+    """Refuse a position table of `rows` x `hidden_size` that cannot be allocated here, before allocating it, and
+    say how many positions fit."""
+    per_row = hidden_size * 4 + 8  # a float32 row, and its int64 source index (position_table)
     free = available_memory()
-    if free is not None and positions * per_position > free:
-        raise ValueError(f"max_positions = {positions} needs a position table of {positions} x {hidden_size} float32 "
-                         f"({_gib(positions * per_position)}), but this machine has {_gib(free)} available; at most "
-                         f"about {free // per_position} positions fit (longformer-base-4096 has 4096)")
+    if free is not None and rows * per_row > free:
+        raise ValueError(f"max_positions = {max_positions} needs a position table of {rows} x {hidden_size} float32 "
+                         f"({_gib(rows * per_row)}), but this machine has {_gib(free)} available; at most about "
+                         f"{free // per_row - (rows - max_positions)} positions fit (longformer-base-4096 has 4096)")
 
 
 def available_memory() -> int | None:
@@ -356,7 +358,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: in
         raise TypeError(f"convert() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
     dst = os.fspath(dst)
     if isinstance(max_positions, bool) or not isinstance(max_positions, (int, np.integer)) or max_positions < 1:
-        raise ValueError(f"max_positions must be a positive integer (e.g. 4096), got {max_positions!r}")
+        raise ValueError(f"max_positions must be a positive integer (e.g. 4096), got {short(max_positions)}")
     max_positions = int(max_positions)
 
     # step 1: the source
@@ -397,7 +399,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: in
         raise ValueError(f"cannot build a Longformer config from {name!r} with attention_window={attention_window!r}, "
                          f"max_positions={max_positions}: {e}") from None
     C = config.hidden_size
-    _check_table_fits(config.max_position_embeddings, C)
+    _check_table_fits(max_positions, config.max_position_embeddings, C)
 
     # step 3: the position table
     tensors = checkpoint.read_tensors(checkpoint.weights_folder(name, **hub_keywords))
