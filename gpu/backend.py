@@ -2,11 +2,19 @@
 are the kernels in gpu/kernels, everything else (matrix products, the global rows) is CuPy's (cuBLAS).
 
 It implements refimpl.backends.base.Backend and must equal the NumPy reference `refimpl.attention`:
-float32 within the tolerances of tests/test_gpu_backend.py. `CupyBackend(precision="float16" | "bfloat16")` runs
+float32 within the tolerances of tests/conftest.py. `CupyBackend(precision="float16" | "bfloat16")` runs
 the attention's two products on tensor cores with inputs rounded to that type (float sums, float32 in and out);
 that is an approximation of the reference, not equal to it.
 
-Kernels and their launches (grid and shared-memory arithmetic repeated from each .cu file's header):
+The launch constants (block and tile sizes, thread counts, limits) are read from gpu/kernels/common.cuh
+(gpu/kernel_constants.py); the shared-memory layouts are repeated below and checked against the kernels' own
+numbers by tests/gpu/test_kernels_compile.py.
+
+The launches go through a runtime: on a GPU, CuPy's (`CupyRuntime`: cupy arrays, cupy.RawModule, the device's
+limits); in the tests, `CupyBackend(runtime=gpu.cpu_runtime.CpuRuntime())` runs the same launchers and the same
+.cu files on the CPU. Nothing falls back to the CPU: without a GPU the backend raises with the reason.
+
+Kernels and their launches:
     sliding_window_attention.cu     float32; 64 queries x 32-key tiles per block of 128 threads
     sliding_window_attention_tc.cu  float16 / bfloat16 WMMA; 64 queries x 64-key tiles per block of 128 threads
     elementwise.cu                  bias + GELU (grid-stride), residual + LayerNorm (one block per row)
@@ -18,7 +26,9 @@ import functools
 
 import numpy as np
 
-from refimpl.attention import global_attention
+from gpu.kernel_constants import kernel_constants
+from gpu.loader import get_kernel
+from refimpl.attention import global_attention, head_dilations
 from refimpl.backends.base import Backend, check_attention_inputs
 
 INSTALL_HINT = "pip install 'longformer-lab[gpu]'"
@@ -26,15 +36,16 @@ INSTALL_HINT = "pip install 'longformer-lab[gpu]'"
 PRECISIONS = ("float32", "float16", "bfloat16")
 _KERNEL_TYPE = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 
-# Must equal the #defines of the kernel files.
-BQ = 64  # queries per block, both attention kernels
-BK_F32 = 32  # keys per tile, sliding_window_attention.cu
-BK_TC = 64  # keys per tile, sliding_window_attention_tc.cu
-ATTENTION_THREADS = 128
-LN_THREADS = 256
-GELU_THREADS = 256
-MAX_HEAD_SIZE = 128
-DEFAULT_SMEM_LIMIT = 48 * 1024  # above this a kernel must opt in (cudaFuncAttributeMaxDynamicSharedMemorySize)
+_K = kernel_constants()  # gpu/kernels/common.cuh
+BQ = _K["BQ"]  # queries per block, both attention kernels
+BK_F32 = _K["BK_F32"]  # keys per tile, sliding_window_attention.cu
+BK_TC = _K["BK_TC"]  # keys per tile, sliding_window_attention_tc.cu
+ATTENTION_THREADS = _K["ATTENTION_THREADS"]
+LN_THREADS = _K["LN_THREADS"]
+GELU_THREADS = _K["GELU_THREADS"]
+GELU_MAX_BLOCKS = _K["GELU_MAX_BLOCKS"]
+MAX_HEAD_SIZE = _K["MAX_HEAD_SIZE"]
+DEFAULT_SMEM_LIMIT = _K["DEFAULT_SMEM_LIMIT"]  # above this a kernel must opt in (max_dynamic_shared_size_bytes)
 
 
 @functools.cache
@@ -106,29 +117,52 @@ def swa_tc_smem_bytes(dmax: int) -> int:
             + 4 * (BQ + 2 * BK_TC))  # ints: row_local, key_pos, key_ok. DMAX 32: 52_480, 64: 72_960, 128: 113_920
 
 
-class CupyBackend(Backend):
-    """The cupy backend (the interface and its shapes: refimpl.backends.base.Backend)."""
+class CupyRuntime:
+    """What CupyBackend launches through on a GPU: CuPy's arrays and RawModule, and the current device's limits."""
 
-    name = "cupy"
-
-    def __init__(self, precision: str = "float32"):
+    def __init__(self):
         import cupy
 
-        reason = unavailable_reason()
-        if reason is not None:
-            raise ValueError(f"backend 'cupy' is not available: {reason}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        device = cupy.cuda.Device()
-        major, minor = divmod(int(device.compute_capability), 10)  # "90" -> 9, 0
-        if precision != "float32" and major < 8:
-            raise ValueError(f"precision={precision!r} needs a GPU of compute capability 8.0 or newer "
-                             f"(bfloat16 tensor cores); this one is {major}.{minor}")
         self.xp = cupy
-        self.precision = precision
+        self.RawModule = cupy.RawModule
+        device = cupy.cuda.Device()
+        self.compute_capability = divmod(int(device.compute_capability), 10)  # "90" -> (9, 0)
         # the most dynamic shared memory one block may opt in to: 163 KB on sm_80, 227 KB on sm_90, 99 KB on sm_86
         self.smem_optin = cupy.cuda.runtime.deviceGetAttribute(
             cupy.cuda.runtime.cudaDevAttrMaxSharedMemoryPerBlockOptin, device.id)
+
+    def asnumpy(self, a):
+        return self.runtime.asnumpy(a)
+
+
+class CupyBackend(Backend):
+    """The cupy backend (the interface and its shapes: refimpl.backends.base.Backend).
+
+    runtime: None for the GPU (CupyRuntime); the tests pass gpu.cpu_runtime.CpuRuntime() to run the same launchers
+    and kernels on the CPU.
+    """
+
+    name = "cupy"
+
+    def __init__(self, precision: str = "float32", runtime=None):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if runtime is None:
+            reason = unavailable_reason()
+            if reason is not None:
+                raise ValueError(f"backend 'cupy' is not available: {reason}")
+            runtime = CupyRuntime()
+        major, minor = runtime.compute_capability
+        if precision != "float32" and major < 8:
+            raise ValueError(f"precision={precision!r} needs a GPU of compute capability 8.0 or newer "
+                             f"(bfloat16 tensor cores); this one is {major}.{minor}")
+        self.runtime = runtime
+        self.xp = runtime.xp
+        self.precision = precision
+        self.smem_optin = runtime.smem_optin
+
+    def _kernel(self, file, name):
+        return get_kernel(file, name, runtime=self.runtime)
 
     # --- arrays --------------------------------------------------------------------------------------------------
 
@@ -136,7 +170,7 @@ class CupyBackend(Backend):
         return self.xp.asarray(a)
 
     def asnumpy(self, a):
-        return self.xp.asnumpy(a)
+        return self.runtime.asnumpy(a)
 
     # --- kernels -------------------------------------------------------------------------------------------------
 
@@ -157,11 +191,14 @@ class CupyBackend(Backend):
             raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
         return a
 
-    def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions):
-        from gpu.loader import get_kernel
-
+    def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions, dilation=1,
+                                 autoregressive=False):
         cp = self.xp
-        B, H, N, D, G, w = check_attention_inputs(q, k, v, kind, global_index, n_global, w)
+        B, H, N, D, G, w = check_attention_inputs(q, k, v, kind, global_index, n_global, w, dilation,
+                                                  autoregressive)
+        if set(head_dilations(dilation, H)) != {1} or autoregressive:
+            raise ValueError("the cupy attention kernels have the plain window only (dilation 1, not "
+                             f"autoregressive), got dilation={dilation!r}, autoregressive={autoregressive!r}")
         q, k, v = (self._float32_input(a, n) for a, n in ((q, "q"), (k, "k"), (v, "v")))
         kind = self._int32(kind, "kind", (B, N))
         global_index = self._int32(global_index, "global_index", (B, G))
@@ -180,10 +217,10 @@ class CupyBackend(Backend):
             return context, (probs if output_attentions else None)
 
         if self.precision == "float32":
-            kernel = get_kernel("sliding_window_attention.cu", f"sliding_window_attention_f32_d{dmax}")
+            kernel = self._kernel("sliding_window_attention.cu", f"sliding_window_attention_f32_d{dmax}")
             smem = swa_f32_smem_bytes(dmax)
         else:
-            kernel = get_kernel("sliding_window_attention_tc.cu",
+            kernel = self._kernel("sliding_window_attention_tc.cu",
                                 f"sliding_window_attention_{_KERNEL_TYPE[self.precision]}_d{dmax}")
             smem = swa_tc_smem_bytes(dmax)
         if smem > self.smem_optin:
@@ -204,8 +241,6 @@ class CupyBackend(Backend):
 
     def bias_gelu(self, x, bias=None):
         """gelu(x + bias) in one pass; bias (C,) over the last axis of x, or None."""
-        from gpu.loader import get_kernel
-
         cp = self.xp
         x = cp.ascontiguousarray(self._float32_input_any(x, "x"))
         C = x.shape[-1] if x.ndim else 1
@@ -218,8 +253,8 @@ class CupyBackend(Backend):
         if n == 0:
             return out
         # one thread per element, grid-stride beyond 2^20 blocks of 256 (268M elements)
-        blocks = min((n + GELU_THREADS - 1) // GELU_THREADS, 1 << 20)
-        get_kernel("elementwise.cu", "bias_gelu_f32")(
+        blocks = min((n + GELU_THREADS - 1) // GELU_THREADS, GELU_MAX_BLOCKS)
+        self._kernel("elementwise.cu", "bias_gelu_f32")(
             (blocks,), (GELU_THREADS,),
             (x, bias if bias is not None else x, out, np.int64(n), np.int32(C), np.int32(bias is not None)))
         return out
@@ -233,8 +268,6 @@ class CupyBackend(Backend):
 
     def residual_layer_norm(self, x, residual, weight, bias, eps):
         """LayerNorm(x + residual) over the last axis (residual may be None), in one pass over each row."""
-        from gpu.loader import get_kernel
-
         cp = self.xp
         x = cp.ascontiguousarray(self._float32_input_any(x, "x"))
         C = x.shape[-1]
@@ -254,7 +287,7 @@ class CupyBackend(Backend):
         if rows == 0:
             return out
         # one block of 256 threads per row (B*N rows), the row in C*4 bytes of dynamic shared memory
-        get_kernel("elementwise.cu", "residual_layer_norm_f32")(
+        self._kernel("elementwise.cu", "residual_layer_norm_f32")(
             (rows,), (LN_THREADS,),
             (x, residual if residual is not None else x, weight, bias, out,
              np.int32(C), np.float32(eps), np.int32(residual is not None)),
