@@ -82,6 +82,10 @@ TENSOR_TYPES = (None, "np", "pt")
 # transformers' stand-in for "this model has no maximum length", and the bound above which a length means unknown
 VERY_LARGE_INTEGER = int(1e30)
 LARGE_INTEGER = int(1e20)
+# Bounds that keep a typo from asking for terabytes: tokenizers holds lengths as u32, and a padded row longer than
+# 2**20 tokens (256 times Longformer's 4,096 positions) is a mistake, not a document.
+MAX_LENGTH = 2**32 - 1
+MAX_PADDED_LENGTH = 2**20
 
 
 # ----- argument checks: one table, one message shape -----
@@ -114,7 +118,10 @@ class _Rule:
 
 _FLAG = _Rule(_is_bool, "True or False")
 _OPTIONAL_FLAG = _Rule(lambda v: v is None or _is_bool(v), "True, False or None")
-_POSITIVE = _Rule(lambda v: v is None or (_is_int(v) and v > 0), "a positive int or None")
+_POSITIVE = _Rule(lambda v: v is None or (_is_int(v) and 0 < v <= MAX_LENGTH),
+                  f"a positive int <= {MAX_LENGTH} or None")
+_MULTIPLE = _Rule(lambda v: v is None or (_is_int(v) and 0 < v <= MAX_PADDED_LENGTH),
+                  f"a positive int <= {MAX_PADDED_LENGTH} or None")
 RULES = {
     "add_special_tokens": _FLAG, "is_split_into_words": _FLAG, "return_overflowing_tokens": _FLAG,
     "return_special_tokens_mask": _FLAG, "return_offsets_mapping": _FLAG, "return_length": _FLAG, "verbose": _FLAG,
@@ -122,17 +129,18 @@ RULES = {
     "split_special_tokens": _OPTIONAL_FLAG, "clean_up_tokenization_spaces": _OPTIONAL_FLAG,
     "padding": _Rule(_one_of(PADDING_CHOICES), f"one of {PADDING_CHOICES}"),
     "truncation": _Rule(_one_of(TRUNCATION_CHOICES), f"one of {TRUNCATION_CHOICES}"),
-    "max_length": _POSITIVE, "max_target_length": _POSITIVE, "pad_to_multiple_of": _POSITIVE,
-    "stride": _Rule(lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "max_length": _POSITIVE, "max_target_length": _POSITIVE, "pad_to_multiple_of": _MULTIPLE,
+    "stride": _Rule(lambda v: _is_int(v) and 0 <= v <= MAX_LENGTH, f"an int from 0 to {MAX_LENGTH}"),
     "padding_side": _Rule(_one_of((None,) + SIDES), "'right', 'left' or None"),
     "return_tensors": _Rule(_one_of(TENSOR_TYPES), f"one of {TENSOR_TYPES} ('pt' needs torch)"),
     "tokenizer_kwargs": _Rule(lambda v: v is None or isinstance(v, Mapping), "a dict of keyword arguments or None"),
     # from_pretrained and the tokenizer_config.json it reads
-    "model_max_length": _POSITIVE, "truncation_side": _Rule(_one_of((None,) + SIDES), "'right', 'left' or None"),
+    "model_max_length": _Rule(lambda v: v is None or (_is_int(v) and v > 0), "a positive int or None"),
+    "truncation_side": _Rule(_one_of((None,) + SIDES), "'right', 'left' or None"),
     "cache_dir": _Rule(lambda v: v is None or isinstance(v, (str, os.PathLike)), "a folder (str) or None"),
     "revision": _Rule(lambda v: v is None or isinstance(v, str), "a branch, tag or commit (str) or None"),
     "token": _Rule(lambda v: v is None or isinstance(v, (str, bool)), "a str, a bool or None"),
-    "force_download": _FLAG, "local_files_only": _FLAG,
+    "force_download": _FLAG, "local_files_only": _FLAG, "trust_remote_code": _FLAG,
 }
 
 
@@ -304,17 +312,19 @@ class LongformerTokenizer:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, cache_dir=None,
                         force_download: bool = False, local_files_only: bool = False, token=None,
-                        revision: str = "main", model_max_length: int | None = None, padding_side: str | None = None,
-                        truncation_side: str | None = None) -> LongformerTokenizer:
+                        revision: str = "main", trust_remote_code: bool = False, model_max_length: int | None = None,
+                        padding_side: str | None = None, truncation_side: str | None = None) -> LongformerTokenizer:
         """Load from a folder or a Hub repository name (only the tokenizer files are fetched): `tokenizer.json` if
         there is one, else `vocab.json` + `merges.txt`.
 
         `tokenizer_config.json` and `special_tokens_map.json`, when present, name the special tokens and give
         `model_max_length`, `padding_side`, `truncation_side`; the keyword arguments override theirs.
+        `trust_remote_code` is accepted as in transformers and changes nothing: no code is ever loaded.
         """
         name = checkpoint_path(pretrained_model_name_or_path, "tokenizer")
         _check(dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only,
-                    token=token, revision=revision, model_max_length=model_max_length, padding_side=padding_side,
+                    token=token, revision=revision, trust_remote_code=trust_remote_code,
+                    model_max_length=model_max_length, padding_side=padding_side,
                     truncation_side=truncation_side), "from_pretrained: ")
         directory = os.fspath(resolve(name, TOKENIZER_FILES, revision=revision, cache_dir=cache_dir,
                                       local_files_only=local_files_only, token=token,
@@ -481,7 +491,7 @@ class LongformerTokenizer:
         decoder = self._backend.decoder
         return " ".join(tokens) if decoder is None else decoder.decode(list(tokens))
 
-    def _checked_ids(self, ids, name: str, depth: int = 0):
+    def _checked_ids(self, ids, name: str, depth: int = 0, inner: bool = False):
         """ids as python ints in [0, len(self)): an int (depth 0), a sequence (1), or up to one more level (2),
         from lists, NumPy arrays or torch tensors. Returns the ints, nested as given."""
         if hasattr(ids, "tolist") and not isinstance(ids, (list, tuple)):  # a NumPy array or a torch tensor
@@ -489,17 +499,17 @@ class LongformerTokenizer:
             if isinstance(ids, np.ndarray) and dtype.kind not in "iu":
                 raise ValueError(f"{name} must hold integer ids, got an array of {dtype}")
             ids = ids.tolist()  # python ints, so a uint64 above 2**63 stays itself
-        if depth == 0 or _is_int(ids):
-            if not _is_int(ids):
-                raise ValueError(f"{name} must hold integer token ids, got {type(ids).__name__}: {_show(ids)}")
+        if _is_int(ids):
             if not 0 <= ids < len(self):
                 raise ValueError(f"{name} holds {int(ids)}, which is not a token id: ids run from 0 to "
                                  f"{len(self) - 1} in this vocabulary of {len(self)}")
             return int(ids)
+        if depth == 0 or inner and not isinstance(ids, (list, tuple)):
+            raise ValueError(f"{name} must hold integer token ids, got {type(ids).__name__}: {_show(ids)}")
         if not isinstance(ids, (list, tuple)):
             raise ValueError(f"{name} must be an int, a list of ints or an array of ints, got "
                              f"{type(ids).__name__}: {_show(ids)}")
-        return [self._checked_ids(i, name, depth - 1) for i in ids]
+        return [self._checked_ids(i, name, depth - 1, inner=True) for i in ids]
 
     # ----- encoding -----
 
@@ -588,11 +598,14 @@ class LongformerTokenizer:
                 if value in ("max_length", "longest_first", "only_first", "only_second") and not known:
                     warnings.warn(f"{option}={value!r} is skipped, as in transformers: there is no max_length and "
                                   "this tokenizer's files give no model_max_length", stacklevel=3)
+            model_max_length = min(self.model_max_length, MAX_LENGTH)  # beyond u32 nothing is cut anyway
             if padding == "max_length":
-                padding, max_length = ("max_length", self.model_max_length) if known else ("do_not_pad", None)
+                padding, max_length = ("max_length", model_max_length) if known else ("do_not_pad", None)
             if truncation != "do_not_truncate":
-                truncation, max_length = (truncation, self.model_max_length) if known else ("do_not_truncate",
-                                                                                             max_length)
+                truncation, max_length = (truncation, model_max_length) if known else ("do_not_truncate", max_length)
+        if padding == "max_length" and max_length > MAX_PADDED_LENGTH:
+            raise ValueError(f"padding='max_length' to {max_length} tokens a row is more than the "
+                             f"{MAX_PADDED_LENGTH} allowed; pass a smaller max_length, or padding=True")
         if padding != "do_not_pad" and self.pad_token_id is None:
             raise ValueError(f"padding={padding!r} was asked for but this tokenizer has no pad token")
         if (truncation != "do_not_truncate" and padding != "do_not_pad" and pad_to_multiple_of is not None
@@ -616,20 +629,22 @@ class LongformerTokenizer:
 
         # pass 2: tokenizers encodes with this call's truncation and padding, then forgets them
         with self._lock:
-            if plan.truncation != "do_not_truncate":
-                self._backend.enable_truncation(plan.max_length, stride=stride, strategy=plan.truncation,
-                                                direction=self.truncation_side)
-            if plan.padding != "do_not_pad":
-                self._backend.enable_padding(
-                    direction=padding_side or self.padding_side, pad_id=self.pad_token_id,
-                    pad_type_id=self.pad_token_type_id, pad_token=self.pad_token, pad_to_multiple_of=pad_to_multiple_of,
-                    length=plan.max_length if plan.padding == "max_length" else None)
-            self._backend.encode_special_tokens = bool(self.split_special_tokens if split_special_tokens is None
-                                                       else split_special_tokens)
             try:
+                if plan.truncation != "do_not_truncate":
+                    self._backend.enable_truncation(plan.max_length, stride=stride, strategy=plan.truncation,
+                                                    direction=self.truncation_side)
+                if plan.padding != "do_not_pad":
+                    self._backend.enable_padding(
+                        direction=padding_side or self.padding_side, pad_id=self.pad_token_id,
+                        pad_type_id=self.pad_token_type_id, pad_token=self.pad_token,
+                        pad_to_multiple_of=pad_to_multiple_of,
+                        length=plan.max_length if plan.padding == "max_length" else None)
+                self._backend.encode_special_tokens = bool(self.split_special_tokens if split_special_tokens is None
+                                                           else split_special_tokens)
                 encodings = self._backend.encode_batch(inputs, add_special_tokens=add_special_tokens,
                                                        is_pretokenized=is_split_into_words)
-            except Exception as error:  # tokenizers raises a bare Exception, e.g. only_second with no second text
+            except Exception as error:  # tokenizers raises a bare Exception, e.g. only_second with no second text,
+                # or a stride that leaves no room in a window
                 raise ValueError(f"cannot encode with truncation={plan.truncation!r}, max_length={plan.max_length}, "
                                  f"stride={stride}: {error}") from None
             finally:
@@ -720,6 +735,8 @@ class LongformerTokenizer:
         target = max(map(len, ids), default=0) if plan.padding == "longest" else plan.max_length
         if target is not None and pad_to_multiple_of is not None and target % pad_to_multiple_of:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
+        if target is not None and target > MAX_PADDED_LENGTH and plan.padding != "do_not_pad":
+            raise ValueError(f"pad: padding to {target} tokens a row is more than the {MAX_PADDED_LENGTH} allowed")
         fill = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": self.pad_token_type_id,
                 "special_tokens_mask": 1}
         left = (padding_side or self.padding_side) == "left"
