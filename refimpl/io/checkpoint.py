@@ -170,7 +170,7 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
         raise ValueError(f"cannot read {path}: it is truncated, corrupt or not a safetensors file ({e})") from None
     del data
     tensors = {}
-    entries.reverse()
+    entries.sort(key=lambda entry: entry[0], reverse=True)  # by name (deserialize's order varies from run to run)
     while entries:  # pop each tensor's bytes as it is converted, so they are not held twice
         name, entry = entries.pop()
         dtype, shape, raw = entry["dtype"], tuple(entry["shape"]), entry["data"]

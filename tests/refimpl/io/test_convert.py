@@ -346,6 +346,16 @@ def test_cli_refuses_with_a_message_and_a_nonzero_status(tmp_path, case, message
     assert "Traceback" not in result.stderr
 
 
+def test_cli_refuses_a_position_table_that_cannot_fit(roberta, tmp_path):
+    """The issue's `convert --max-positions 1000000000`, which died allocating 119 GiB: now a message saying what
+    fits, before anything is allocated (10**12 positions: more than any machine holds, so no test allocates them)."""
+    result = run_cli(roberta[0], tmp_path / "out", "--max-positions", str(10**12))
+    assert result.returncode == 2, result.stderr
+    assert "longformer-lab convert: error: max_positions = 1000000000000 needs a position table" in result.stderr
+    assert "positions fit" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_converts_and_prints_a_summary(roberta, tmp_path):
     result = run_cli(roberta[0], tmp_path / "out", "--attention-window", "8", "--max-positions", "128")
     assert result.returncode == 0, result.stderr
