@@ -196,28 +196,33 @@ class CupyBackend(Backend):
         cp = self.xp
         B, H, N, D, G, w = check_attention_inputs(q, k, v, kind, global_index, n_global, w, dilation,
                                                   autoregressive)
-        if set(head_dilations(dilation, H)) != {1} or autoregressive:
-            raise ValueError("the cupy attention kernels have the plain window only (dilation 1, not "
-                             f"autoregressive), got dilation={dilation!r}, autoregressive={autoregressive!r}")
+        dilations = head_dilations(dilation, H)  # H ints >= 1
+        if max(dilations, default=1) * w + N + 2 * BQ >= 2**31:
+            raise ValueError(f"dilation * W = {max(dilations, default=1) * w} is beyond the kernels' int32 positions")
+        plain_window = set(dilations) == {1} and not autoregressive
         q, k, v = (self._float32_input(a, n) for a, n in ((q, "q"), (k, "k"), (v, "v")))
         kind = self._int32(kind, "kind", (B, N))
         global_index = self._int32(global_index, "global_index", (B, G))
         n_global = self._int32(n_global, "n_global", (B,))
         if G == 0:  # the kernel never reads it (n_global caps at G = 0), but a pointer must point somewhere
             global_index = cp.zeros(1, cp.int32)
+        dilation = cp.asarray(np.array(dilations, np.int32))  # (H,)
+        slots = w + 1 if autoregressive else 2 * w + 1  # S band columns
         dmax = _dmax(D)
 
         context = cp.empty((B, H, N, D), cp.float32)  # (B, H, N, D); every element is written
         if output_attentions:
-            # (B, H, N, G+2W+1); zero-filled: the kernel writes the visible columns only
-            probs = cp.zeros((B, H, N, G + 2 * w + 1), cp.float32)
+            # (B, H, N, G+S); zero-filled: the kernel writes the visible columns only
+            probs = cp.zeros((B, H, N, G + slots), cp.float32)
         else:
             probs = cp.empty(1, cp.float32)  # a dummy pointer; write_probs = 0
         if B * H * N == 0:
             return context, (probs if output_attentions else None)
 
         if self.precision == "float32":
-            kernel = self._kernel("sliding_window_attention.cu", f"sliding_window_attention_f32_d{dmax}")
+            # the plain window has its own instance (fewer registers); `_general` takes any dilation, causal or not
+            kernel = self._kernel("sliding_window_attention.cu",
+                                  f"sliding_window_attention_f32_d{dmax}{'' if plain_window else '_general'}")
             smem = swa_f32_smem_bytes(dmax)
         else:
             kernel = self._kernel("sliding_window_attention_tc.cu",
@@ -234,8 +239,9 @@ class CupyBackend(Backend):
         if B * H > 65535:
             raise ValueError(f"B * H = {B * H} exceeds the grid's y limit of 65535; split the batch")
         kernel(grid, (ATTENTION_THREADS,),
-               (q, k, v, kind, global_index, n_global, context, probs,
-                np.int32(H), np.int32(N), np.int32(D), np.int32(G), np.int32(w), np.int32(bool(output_attentions))),
+               (q, k, v, kind, global_index, n_global, dilation, context, probs,
+                np.int32(H), np.int32(N), np.int32(D), np.int32(G), np.int32(w), np.int32(bool(autoregressive)),
+                np.int32(bool(output_attentions))),
                shared_mem=smem)
         return context, (probs if output_attentions else None)
 

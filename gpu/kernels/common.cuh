@@ -46,6 +46,27 @@ __device__ __forceinline__ unsigned dynamic_smem_bytes() {
 #endif
 }
 
+// The band of one head (refimpl/attention.py): slot t = 0..2W of query i is key i + d (t - W), d the head's dilation;
+// autoregressive (causal): only the slots t <= W, keys at or before the query.
+struct Band {
+    int d, W;
+    int reach_back, reach_ahead;  // the farthest key before / after a query: d W, and d W or 0 (causal)
+    __device__ __forceinline__ Band(int d_, int W_, int causal)
+        : d(d_), W(W_), reach_back(d_ * W_), reach_ahead(causal ? 0 : d_ * W_) {}
+    // the keys that a block's queries q0 .. q0+BQ-1 can see, clipped to [0, N): [lo(q0), hi(q0, N))
+    __device__ __forceinline__ int lo(int q0) const { return max(0, q0 - reach_back); }
+    __device__ __forceinline__ int hi(int q0, int N) const { return min(N, q0 + BQ + reach_ahead); }
+    // whether key j is in the window of query i
+    __device__ __forceinline__ bool sees(int i, int j) const {
+        const int off = j - i;  // in [-reach_back, reach_ahead] and a multiple of d
+        return (unsigned)(off + reach_back) <= (unsigned)(reach_back + reach_ahead) && (d == 1 || off % d == 0);
+    }
+    // the probability column of band key j for query i, after the G global columns
+    __device__ __forceinline__ int slot(int i, int j) const { return (j - i) / d + W; }
+    // band slots per query: 2W+1, or W+1 when causal
+    __device__ __forceinline__ int slots() const { return reach_ahead == 0 ? W + 1 : 2 * W + 1; }
+};
+
 // Tile loading, shared by both attention kernels. NT threads (tid = threadIdx.x) split each copy.
 
 // The block's queries q0 .. q0+BQ-1 of one (b, h) into Qs[BQ][ld] as T, zero-padded beyond N and beyond D to DMAX.

@@ -1,18 +1,25 @@
 // Longformer's local attention (band + global columns), fused FlashAttention-style, float32.
 // Computes: passes 1-3 of refimpl/attention.py in one kernel, with the same pass names. For every local query i of
-//   row b, head h: one softmax over the G global keys (slot order) and the band keys j = i-W..i+W that exist and are
-//   local; context[b,h,i] = sum_j p_ij v_j. The softmax is online (running max and sum), so the (N, G+2W+1) scores
-//   never reach global memory; when asked, a second sweep recomputes the scores and writes the probabilities.
+//   row b, head h: one softmax over the G global keys (slot order) and the band keys j = i + d (t - W), t = 0..2W
+//   (t <= W when causal: the autoregressive window), that exist and are local, d = dilation[h];
+//   context[b,h,i] = sum_j p_ij v_j. The softmax is online (running max and sum), so the (N, G+S) scores never reach
+//   global memory; when asked, a second sweep recomputes the scores and writes the probabilities.
 // Shapes: q, k, v, context (B,H,N,D) float32 (q pre-scaled by 1/sqrt(D)); kind (B,N), global_index (B,G),
-//   n_global (B,) int32; probs (B,H,N,G+2W+1) float32, zero-filled by the launcher (only visible columns are written).
+//   n_global (B,), dilation (H,) int32; probs (B,H,N,G+S) float32 with S = 2W+1 (W+1 when causal), zero-filled by
+//   the launcher (only visible columns are written).
 // Launch: grid (ceil(N/64), B*H), block 128; dynamic shared memory SwaSmem<DMAX>::bytes (26 KB at DMAX 32,
 //   42 KB at 64, 74 KB at 128: above 48 KB the launcher raises the function's limit). DMAX is the head size rounded
 //   up to 32, 64 or 128; D <= DMAX is a runtime argument and the tiles are zero-padded to DMAX.
 // Tiles: a block holds 64 queries of one (b,h) and walks key tiles of 32: the global keys first, then the band
-//   [q0-W, q0+63+W] clipped to [0,N). Each thread owns a 4x4 micro-tile of scores and 4 rows x DMAX/8 columns of
-//   the context accumulator.
-// Versions: v1 (this file) scalar FMAs from shared memory. Compiled for sm_80/sm_90 without register spills; not yet
-//   timed on a GPU. The tensor-core variant is sliding_window_attention_tc.cu.
+//   [q0-dW, q0+63+dW] (causal: [q0-dW, q0+63]) clipped to [0,N). Each thread owns a 4x4 micro-tile of scores and
+//   4 rows x DMAX/8 columns of the context accumulator.
+// Instances: per DMAX, the plain window (dilation 1, both sides: `_d64`) and the general one (any dilation per head,
+//   causal or not: `_d64_general`, launch-bounded with minBlocks 1 so that ptxas need not spill for the window
+//   test). A dilated head walks every key of its span, d times the keys it attends: a v2 would gather one residue
+//   class of keys per tile.
+// Versions: v1 (this file) scalar FMAs from shared memory. Compiled for sm_80/sm_90 without register spills; run on
+//   the CPU by tests/gpu/test_cpu_runtime.py; not yet timed on a GPU. The tensor-core variant is
+//   sliding_window_attention_tc.cu.
 
 #include "common.cuh"  // BQ, BK_F32, ATTENTION_THREADS, token kinds, MASKED, tile loading
 
@@ -37,12 +44,12 @@ struct SwaSmem {
     static constexpr int bytes = 4 * (int_off + BQ + 2 * BK);
 };
 
-template <int DMAX>
+template <int DMAX, bool GENERAL>
 __device__ __forceinline__ void swa_f32(
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const int* __restrict__ kind, const int* __restrict__ global_index, const int* __restrict__ n_global,
-    float* __restrict__ context, float* __restrict__ probs,
-    int H, int N, int D, int G, int W, int write_probs)
+    const int* __restrict__ dilation, float* __restrict__ context, float* __restrict__ probs,
+    int H, int N, int D, int G, int W, int causal, int write_probs)
 {
     using L = SwaSmem<DMAX>;
     extern __shared__ float smem[];
@@ -67,7 +74,9 @@ __device__ __forceinline__ void swa_f32(
     const int* kind_b = kind + (size_t)b * N;
     const int* gidx_b = global_index + (size_t)b * G;
     const int n_g = min(n_global[b], G);
-    const int P = G + 2 * W + 1;                    // columns of one probs row
+    // this head's window; the plain one (d = 1, both sides) is its own instance, for its registers
+    const Band band = GENERAL ? Band(dilation[bh % H], W, causal) : Band(1, W, 0);
+    const int P = G + band.slots();                 // columns of one probs row
 
     // the queries of this block, zero-padded to BQ rows and DMAX columns
     load_queries<float, DMAX, NTHREADS>(Qs, L::q_stride, q + head, q0, N, D, tid);
@@ -86,8 +95,8 @@ __device__ __forceinline__ void swa_f32(
     }
 
     // The keys this block can see: the n_g global keys, then the band of its first and last query.
-    const int band_lo = max(0, q0 - W);
-    const int band_hi = (int)min((long long)N, (long long)q0 + BQ + W);  // exclusive
+    const int band_lo = band.lo(q0);
+    const int band_hi = band.hi(q0, N);  // exclusive
     const int n_glob_tiles = (n_g + BK - 1) / BK;
     const int n_tiles = n_glob_tiles + (band_hi - band_lo + BK - 1) / BK;
 
@@ -126,7 +135,7 @@ __device__ __forceinline__ void swa_f32(
             #pragma unroll
             for (int c = 0; c < 4; ++c) {
                 const int col = tx + 8 * c;
-                const bool visible = key_ok[col] && (is_global_tile || abs(i - key_pos[col]) <= W);
+                const bool visible = key_ok[col] && (is_global_tile || band.sees(i, key_pos[col]));
                 Ss[row * L::s_stride + col] = visible ? s[a][c] : MASKED;
             }
         }
@@ -231,26 +240,37 @@ __device__ __forceinline__ void swa_f32(
             const int row = e / BK, col = e % BK, i = q0 + row;
             const float s = Ss[row * L::s_stride + col];
             if (i >= N || !row_local[row] || s == MASKED) continue;
-            const int column = is_global_tile ? tile_start + col : G + (key_pos[col] - i + W);
+            const int column = is_global_tile ? tile_start + col : G + band.slot(i, key_pos[col]);
             probs[((size_t)bh * N + i) * P + column] = expf(s - row_max[row]) / row_sum[row];
         }
     }
 }
 
-// Entry points, one per DMAX. Arguments: q, k, v, kind, global_index, n_global, context, probs (a 1-element dummy
-// unless write_probs), then H, N, D, G, W, write_probs as int32.
+// Entry points, per DMAX the plain and the general window. Arguments: q, k, v, kind, global_index, n_global,
+// dilation, context, probs (a 1-element dummy unless write_probs), then H, N, D, G, W, causal, write_probs as int32.
 #define SWA_F32_ARGS                                                                                           \
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,                     \
     const int* __restrict__ kind, const int* __restrict__ global_index, const int* __restrict__ n_global,     \
-    float* __restrict__ context, float* __restrict__ probs, int H, int N, int D, int G, int W, int write_probs
-#define SWA_F32_CALL q, k, v, kind, global_index, n_global, context, probs, H, N, D, G, W, write_probs
+    const int* __restrict__ dilation, float* __restrict__ context, float* __restrict__ probs, int H, int N,   \
+    int D, int G, int W, int causal, int write_probs
+#define SWA_F32_CALL q, k, v, kind, global_index, n_global, dilation, context, probs, H, N, D, G, W, causal, \
+    write_probs
 
 extern "C" __global__ void __launch_bounds__(NTHREADS) sliding_window_attention_f32_d32(SWA_F32_ARGS) {
-    swa_f32<32>(SWA_F32_CALL);
+    swa_f32<32, false>(SWA_F32_CALL);
 }
 extern "C" __global__ void __launch_bounds__(NTHREADS) sliding_window_attention_f32_d64(SWA_F32_ARGS) {
-    swa_f32<64>(SWA_F32_CALL);
+    swa_f32<64, false>(SWA_F32_CALL);
 }
 extern "C" __global__ void __launch_bounds__(NTHREADS) sliding_window_attention_f32_d128(SWA_F32_ARGS) {
-    swa_f32<128>(SWA_F32_CALL);
+    swa_f32<128, false>(SWA_F32_CALL);
+}
+extern "C" __global__ void __launch_bounds__(NTHREADS, 1) sliding_window_attention_f32_d32_general(SWA_F32_ARGS) {
+    swa_f32<32, true>(SWA_F32_CALL);
+}
+extern "C" __global__ void __launch_bounds__(NTHREADS, 1) sliding_window_attention_f32_d64_general(SWA_F32_ARGS) {
+    swa_f32<64, true>(SWA_F32_CALL);
+}
+extern "C" __global__ void __launch_bounds__(NTHREADS, 1) sliding_window_attention_f32_d128_general(SWA_F32_ARGS) {
+    swa_f32<128, true>(SWA_F32_CALL);
 }

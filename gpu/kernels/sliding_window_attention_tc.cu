@@ -2,16 +2,18 @@
 // Computes: the same as sliding_window_attention.cu (passes 1-3 of refimpl/attention.py, same names), with q, k, v
 //   rounded to T = __half or __nv_bfloat16 as they are loaded; scores Q K^T and P V are 16x16x16 WMMA products with
 //   float accumulators; the softmax (running max and sum), the masks and the output stay float32.
+//   The window is the float32 kernel's: any dilation per head (dilation[h]), causal or not (S = 2W+1 or W+1 slots).
 // Shapes: q, k, v, context (B,H,N,D) float32 (q pre-scaled by 1/sqrt(D)); kind (B,N), global_index (B,G),
-//   n_global (B,) int32; probs (B,H,N,G+2W+1) float32, zero-filled by the launcher (only visible columns are written).
+//   n_global (B,), dilation (H,) int32; probs (B,H,N,G+S) float32, zero-filled by the launcher (only visible
+//   columns are written).
 // Launch: grid (ceil(N/64), B*H), block 128 (4 warps); dynamic shared memory TcSmem<T,DMAX>::bytes (51 KB at DMAX 32,
 //   71 KB at 64, 111 KB at 128): the launcher raises the function's limit. DMAX is the head size rounded up to 32, 64
 //   or 128; the tiles are zero-padded to DMAX, so any D <= 128 works.
 // Tiles: a block holds 64 queries of one (b,h); warp w owns query rows 16w..16w+15. Key tiles of 64: the global keys
-//   first, then the band [q0-W, q0+63+W] clipped to [0,N). The context accumulator lives in shared memory (float),
+//   first, then the band [q0-dW, q0+63+dW] (causal: [q0-dW, q0+63]) clipped to [0,N). The context accumulator lives in shared memory (float),
 //   because a WMMA accumulator's element-to-row mapping is unspecified and the online softmax rescales rows.
-// Versions: v1 (this file) WMMA (sm_80+: bf16 needs it). Compiled for sm_80/sm_90 without register spills; not yet
-//   timed on a GPU. Not Hopper's wgmma: a v2 would use mma.sync fragments in registers and asynchronous copies.
+// Versions: v1 (this file) WMMA (sm_80+: bf16 needs it). Compiled for sm_80/sm_90 without register spills; run on
+//   the CPU by tests/gpu/test_cpu_runtime.py (WMMA emulated); not yet timed on a GPU. Not Hopper's wgmma: a v2 would use mma.sync fragments in registers and asynchronous copies.
 
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -54,8 +56,8 @@ template <typename T, int DMAX>
 __device__ __forceinline__ void swa_tc(
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const int* __restrict__ kind, const int* __restrict__ global_index, const int* __restrict__ n_global,
-    float* __restrict__ context, float* __restrict__ probs,
-    int H, int N, int D, int G, int W, int write_probs)
+    const int* __restrict__ dilation, float* __restrict__ context, float* __restrict__ probs,
+    int H, int N, int D, int G, int W, int causal, int write_probs)
 {
     using L = TcSmem<T, DMAX>;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -81,7 +83,8 @@ __device__ __forceinline__ void swa_tc(
     const int* kind_b = kind + (size_t)b * N;
     const int* gidx_b = global_index + (size_t)b * G;
     const int n_g = min(n_global[b], G);
-    const int P = G + 2 * W + 1;
+    const Band band{dilation[bh % H], W, causal};  // this head's window
+    const int P = G + band.slots();
 
     load_queries<T, DMAX, NTHREADS>(Qh, L::qkv_ld, q + head, q0, N, D, tid);
     for (int e = tid; e < BQ * L::o_ld; e += NTHREADS) Of[e] = 0.0f;
@@ -99,8 +102,8 @@ __device__ __forceinline__ void swa_tc(
         return;
     }
 
-    const int band_lo = max(0, q0 - W);
-    const int band_hi = (int)min((long long)N, (long long)q0 + BQ + W);  // exclusive
+    const int band_lo = band.lo(q0);
+    const int band_hi = band.hi(q0, N);  // exclusive
     const int n_glob_tiles = (n_g + BK - 1) / BK;
     const int n_tiles = n_glob_tiles + (band_hi - band_lo + BK - 1) / BK;
 
@@ -138,7 +141,7 @@ __device__ __forceinline__ void swa_tc(
     };
 
     auto visible = [&](bool is_global_tile, int i, int col) {
-        return key_ok[col] && (is_global_tile || abs(i - key_pos[col]) <= W);
+        return key_ok[col] && (is_global_tile || band.sees(i, key_pos[col]));
     };
 
     // The softmax of row sm_row is kept by two lanes of its warp; lane half h takes columns 2j + h.
@@ -230,19 +233,22 @@ __device__ __forceinline__ void swa_tc(
         for (int e = lane; e < WMMA_M * BK; e += 32) {  // the warp writes 32 consecutive columns of a row at once
             const int row = warp * WMMA_M + e / BK, col = e % BK, i = q0 + row;
             if (i >= N || !row_local[row] || !visible(is_global_tile, i, col)) continue;
-            const int column = is_global_tile ? tile_start + col : G + (key_pos[col] - i + W);
+            const int column = is_global_tile ? tile_start + col : G + band.slot(i, key_pos[col]);
             probs[((size_t)bh * N + i) * P + column] = expf(Sf[row * L::s_ld + col] - row_max[row]) / row_sum[row];
         }
     }
 }
 
-// Entry points, one per element type and DMAX. Arguments as the float32 kernel's: q, k, v, kind, global_index,
-// n_global, context, probs (a 1-element dummy unless write_probs), then H, N, D, G, W, write_probs as int32.
+// Entry points, one per element type and DMAX (each takes any window). Arguments as the float32 kernel's: q, k, v,
+// kind, global_index, n_global, dilation, context, probs (a 1-element dummy unless write_probs), then H, N, D, G, W,
+// causal, write_probs as int32.
 #define SWA_TC_ARGS                                                                                            \
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,                     \
     const int* __restrict__ kind, const int* __restrict__ global_index, const int* __restrict__ n_global,     \
-    float* __restrict__ context, float* __restrict__ probs, int H, int N, int D, int G, int W, int write_probs
-#define SWA_TC_CALL q, k, v, kind, global_index, n_global, context, probs, H, N, D, G, W, write_probs
+    const int* __restrict__ dilation, float* __restrict__ context, float* __restrict__ probs, int H, int N,   \
+    int D, int G, int W, int causal, int write_probs
+#define SWA_TC_CALL q, k, v, kind, global_index, n_global, dilation, context, probs, H, N, D, G, W, causal, \
+    write_probs
 
 extern "C" __global__ void __launch_bounds__(NTHREADS) sliding_window_attention_f16_d32(SWA_TC_ARGS) {
     swa_tc<__half, 32>(SWA_TC_CALL);

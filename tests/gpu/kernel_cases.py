@@ -42,7 +42,8 @@ def make_case(name, seed=0):
 
 def random_case(seed):
     """Batch 1-2, N 1..300, a head size the kernels support (1..128, often at the 32/64/128 instance edges),
-    W from 1 to past N, ragged padding, 0-3 global tokens per row. Returns (description, inputs)."""
+    W from 1 to past N, ragged padding, 0-3 global tokens per row; every third case a dilation per head (1-4) and
+    every fourth autoregressive (then no global tokens). Returns (description, inputs, window options)."""
     rng = np.random.default_rng(1000 + seed)
     B, H = int(rng.integers(1, 3)), int(rng.integers(1, 3))
     N = int(rng.choice([1, 2, 63, 64, 65, 127, 128, 129, int(rng.integers(1, 301))]))
@@ -50,8 +51,14 @@ def random_case(seed):
     W = int(rng.integers(1, N + 12))
     pad_rows = {b: int(rng.integers(1, N + 1)) for b in range(B) if rng.random() < 0.5}
     n_glob = {b: int(rng.integers(0, min(3, pad_rows.get(b, N)) + 1)) for b in range(B)}
-    description = f"B={B} H={H} N={N} D={D} W={W} padded={pad_rows} globals={n_glob}"
-    return description, attention_inputs(B, H, N, D, W, pad_rows, n_glob, seed)
+    window = {}
+    if seed % 3 == 1:
+        window["dilation"] = [int(d) for d in rng.integers(1, 5, size=H)]
+    if seed % 4 == 3:
+        window["autoregressive"] = True
+        n_glob = {}
+    description = f"B={B} H={H} N={N} D={D} W={W} padded={pad_rows} globals={n_glob} {window}"
+    return description, attention_inputs(B, H, N, D, W, pad_rows, n_glob, seed), window
 
 
 def round_float16(a):
@@ -68,7 +75,9 @@ def round_bfloat16(a):
 ROUNDING = {"float32": lambda a: np.asarray(a, np.float32), "float16": round_float16, "bfloat16": round_bfloat16}
 
 
-def reference(q, k, v, kind, global_index, n_global, w, precision="float32"):
-    """The NumPy reference (context, probs) on inputs rounded as the kernel rounds them (a no-op for float32)."""
+def reference(q, k, v, kind, global_index, n_global, w, precision="float32", **window):
+    """The NumPy reference (context, probs) on inputs rounded as the kernel rounds them (a no-op for float32);
+    window: dilation, autoregressive."""
     rnd = ROUNDING[precision]
-    return attention.sliding_window_attention(rnd(q), rnd(k), rnd(v), kind, global_index, n_global, w, True)
+    return attention.sliding_window_attention(rnd(q), rnd(k), rnd(v), kind, global_index, n_global, w, True,
+                                              **window)

@@ -46,15 +46,16 @@ def backend(precision="float32", schedule="forward", seed=0):
     return CupyBackend(precision, runtime=CpuRuntime(schedule=schedule, seed=seed))
 
 
-def run_attention(be, inputs, precision="float32", what=""):
-    """Both sweeps (with probabilities) and the context-only call; returns the largest differences seen."""
+def run_attention(be, inputs, precision="float32", what="", **window):
+    """Both sweeps (with probabilities) and the context-only call; returns the largest differences seen.
+    window: dilation (one or per head), autoregressive."""
     q, k, v, kind, global_index, n_global, w = inputs
-    context, probs = be.sliding_window_attention(q, k, v, kind, global_index, n_global, w, True)
-    ref_context, ref_probs = reference(q, k, v, kind, global_index, n_global, w)
+    context, probs = be.sliding_window_attention(q, k, v, kind, global_index, n_global, w, True, **window)
+    ref_context, ref_probs = reference(q, k, v, kind, global_index, n_global, w, **window)
     tol = dict(atol=KERNEL_ATOL, rtol=0) if precision == "float32" else HALF_TOL[precision]
     assert_close(context, ref_context, **tol, what=f"{what}: context")
     assert_close(probs, ref_probs, **tol, what=f"{what}: probs")
-    context_only, none = be.sliding_window_attention(q, k, v, kind, global_index, n_global, w, False)
+    context_only, none = be.sliding_window_attention(q, k, v, kind, global_index, n_global, w, False, **window)
     assert none is None
     np.testing.assert_array_equal(context_only, context, err_msg=f"{what}: context without probabilities")
     return float(np.abs(context - ref_context).max(initial=0)), float(np.abs(probs - ref_probs).max(initial=0))
@@ -116,14 +117,40 @@ def test_tensor_core_kernel_is_close_to_reference(name, schedule, precision):
     run_attention(backend(precision, schedule), make_case(name, seed=2), precision, what=f"{name} ({schedule})")
 
 
+WINDOWS = {  # name -> (case, window options): the paper's dilated and autoregressive windows (issue #15)
+    "dilation 2, one tile of band": ("N = block + 1", dict(dilation=2)),
+    "dilation per head, globals > one key tile": ("globals > one key tile", dict(dilation=[1, 3])),
+    "dilated window wider than N": ("N below one block, W > N", dict(dilation=[2, 5])),
+    "autoregressive": ("no globals, several tiles", dict(autoregressive=True)),
+    "autoregressive, dilated, D = 128": ("D = 128, W = 256", dict(autoregressive=True, dilation=[1, 2])),
+}
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("name", WINDOWS)
+def test_dilated_and_autoregressive_windows(name, precision):
+    """Band slot t of query i is key i + d (t - W), d per head; autoregressive: keys j <= i, W+1 band columns.
+    Catches a wrong dilated span or slot column, or a causal kernel that reads ahead."""
+    if precision != "float32" and cpu_runtime.cuda_include_dir() is None:
+        pytest.skip("cuda_fp16.h not found")
+    case, window = WINDOWS[name]
+    inputs = list(make_case(case, seed=5))
+    if window.get("autoregressive"):  # no global tokens: make them local
+        inputs[3] = np.where(inputs[3] == GLOBAL, LOCAL, inputs[3]).astype(np.int8)
+        inputs[4], inputs[5] = global_slots(inputs[3])
+    schedule = SCHEDULES[len(name) % len(SCHEDULES)]
+    run_attention(backend(precision, schedule), inputs, precision, what=f"{name} ({precision})", **window)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_random_cases(seed):
     """Random shapes, windows, padding and global tokens, for each kernel in turn and a schedule each."""
-    description, inputs = random_case(seed)
+    description, inputs, window = random_case(seed)
     precisions = ["float32"] + (["float16", "bfloat16"] if cpu_runtime.cuda_include_dir() else [])
     precision = precisions[seed % len(precisions)]
     schedule = SCHEDULES[seed % len(SCHEDULES)]
-    run_attention(backend(precision, schedule, seed), inputs, precision, what=f"{description} {precision} {schedule}")
+    run_attention(backend(precision, schedule, seed), inputs, precision, what=f"{description} {precision} {schedule}",
+                  **window)
 
 
 @pytest.mark.slow
@@ -243,8 +270,10 @@ def test_launcher_checks_its_inputs():
     with pytest.raises(ValueError, match="head sizes"):
         big = np.zeros(q.shape[:3] + (130,), np.float32)
         be.sliding_window_attention(big, big, big, kind, global_index, n_global, w, False)
-    with pytest.raises(ValueError, match="plain window only"):
-        be.sliding_window_attention(q, k, v, kind, global_index, n_global, w, False, dilation=2)
+    with pytest.raises(ValueError, match="dilation must be"):
+        be.sliding_window_attention(q, k, v, kind, global_index, n_global, w, False, dilation=[1, 2, 3])
+    with pytest.raises(ValueError, match="autoregressive attention has no global tokens"):
+        be.sliding_window_attention(q, k, v, kind, global_index, n_global, w, False, autoregressive=True)
 
 
 def test_kernel_refuses_untyped_or_mistyped_arguments():
@@ -272,7 +301,8 @@ def test_too_little_shared_memory_traps():
     kernel = get_kernel("sliding_window_attention.cu", "sliding_window_attention_f32_d32", runtime=CpuRuntime())
     context, probs = np.empty_like(q), np.zeros(1, np.float32)
     i32 = [a.astype(np.int32) for a in (kind, global_index, n_global)]
-    args = (q, k, v, *i32, context, probs, *map(np.int32, (H, N, D, global_index.shape[1], w, 0)))
+    dilation = np.ones(H, np.int32)
+    args = (q, k, v, *i32, dilation, context, probs, *map(np.int32, (H, N, D, global_index.shape[1], w, 0, 0)))
     with pytest.raises(KernelError, match=r"__trap\(\) at gpu/kernels/sliding_window_attention.cu:\d+"):
         kernel((1, B * H), (128,), args, shared_mem=swa_f32_smem_bytes(32) - 4)
     with pytest.raises(KernelError, match="max_dynamic_shared_size_bytes"):
@@ -394,7 +424,9 @@ MUTATIONS = {  # name -> (edits, precision)
     "bound check after the read (band key kind)": (
         [("common.cuh", "ok = pos < band_hi && kind_b[pos] == LOCAL;", "ok = kind_b[pos] == LOCAL && pos < band_hi;")],
         "float32"),
-    "off-by-one in the band test": ([(F32, "abs(i - key_pos[col]) <= W", "abs(i - key_pos[col]) < W")], "float32"),
+    "off-by-one in the band test": (
+        [("common.cuh", "(unsigned)(off + reach_back) <= (unsigned)", "(unsigned)(off + reach_back) < (unsigned)")],
+        "float32"),
     "__syncthreads in a divergent branch": (
         [(F32, "if (sm_half == 0) row_alpha[sm_row] = alpha;",
           "if (sm_half == 0) { row_alpha[sm_row] = alpha; __syncthreads(); }")], "float32"),
