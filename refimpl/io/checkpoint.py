@@ -13,7 +13,8 @@ nearest, as torch's `.float()`. Integer and bool tensors keep their dtype (an ol
 complex) are refused by name when read. A NaN or inf in any float tensor is refused by name unless the caller passes
 `allow_non_finite=True` (for studying broken checkpoints).
 
-Work and memory stay bounded by the files: the layer count a config asks for is compared with the layers the
+`weights_folder` finds the weights of a folder or a Hub repository name (through refimpl.io.hub), fetching only the
+files `read_tensors` reads. Work and memory stay bounded by the files: the layer count a config asks for is compared with the layers the
 checkpoint names (`check_layers`) before anything is built per layer.
 """
 
@@ -129,9 +130,8 @@ def read_weight_map(index: str | os.PathLike) -> dict[str, str]:
             raise ValueError(f"{index}: weight_map[{short(name)}] must be a shard file name (a string), "
                              f"got {type(shard).__name__} {short(shard)}")
         if shard in ("", ".", "..") or os.path.basename(shard) != shard or "\\" in shard or "\x00" in shard:
-            raise ValueError(f"{index}: weight_map[{short(name)}] names shard {short(shard)}, which is "
-                             "not a plain file name "
-                             "in the checkpoint folder (no folders, no '..')")
+            raise ValueError(f"{index}: weight_map[{short(name)}] names shard {short(shard)}, which is not a plain "
+                             "file name in the checkpoint folder (no folders, no '..')")
     return weight_map
 
 
@@ -153,7 +153,7 @@ def _read_shards(index: str) -> dict[str, np.ndarray]:
         if shard_of.get(name) != shard:
             where = f"it is in {shard_of[name]}" if name in shard_of else "no shard holds it"
             raise ValueError(f"{index} puts weight {name!r} in {shard}, but {where}")
-    return tensors
+    return dict(sorted(tensors.items()))
 
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -185,7 +185,7 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
 
 
 def _to_float32(values: np.ndarray, dtype: str) -> np.ndarray:
-    """A flat array of safetensors `dtype` (BF16 as its uint16 bits) as a new float32 array."""
+    """A flat array of safetensors `dtype` (BF16 as its uint16 bits) as float32 (F32 itself is not copied)."""
     if dtype == "BF16":  # bfloat16 is the top 16 bits of a float32: exact
         return (values.astype(np.uint32) << 16).view(np.float32)
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused by _check_finite
@@ -253,7 +253,7 @@ def layers_held(tensors: dict) -> list[int]:
 
 def check_layers(tensors: dict, num_hidden_layers: int, where: str = "the checkpoint") -> None:
     """Refuse a config that asks for more layers than the checkpoint holds, before anything is built per layer
-    (a config with num_hidden_layers 10000000 would otherwise build a table of 260 million names)."""
+    (a config with num_hidden_layers 10000000 would otherwise build a table of 220 million names)."""
     held = layers_held(tensors)
     if num_hidden_layers > len(held):
         span = f"encoder.layer.{held[0]} to encoder.layer.{held[-1]}" if held else "no encoder.layer.* weights"

@@ -4,10 +4,13 @@ and their `convert_model_to_long.ipynb`) built longformer-base-4096 from roberta
     longformer-lab convert SRC DST [--attention-window W] [--max-positions N]
 
 What the conversion does, step by step (`convert` follows these numbers):
-  1. Read the source: config.json (model_type "bert" or "roberta"), model.safetensors (or shards, or a
-     pytorch_model.bin where torch is installed), and the tokenizer files' special tokens.
+  1. Read the source, a folder or a Hub repository name (refimpl.io.hub; only the files read are fetched):
+     config.json (model_type "bert" or "roberta"), model.safetensors (or shards, or a pytorch_model.bin where torch
+     is installed), and the tokenizer files' special tokens. The weights' layer count is compared with config.json
+     before anything is built per layer.
   2. Write the Longformer config: the same sizes, activation, layer_norm_eps, token types and special token ids,
-     a position table for `max_positions` tokens, and the attention window.
+     a position table for `max_positions` tokens (refused before allocation when it cannot fit in the memory
+     available), and the attention window.
   3. The position table. Longformer counts positions as RoBERTa does: the token at index p (padding excluded)
      reads row pad_token_id + 1 + p. A RoBERTa source already does this (its 512 learned positions sit in rows
      2..513 after <pad> = 1); a BERT source reads row p, so its rows move up by pad_token_id + 1. The learned rows
@@ -18,11 +21,13 @@ What the conversion does, step by step (`convert` follows these numbers):
      global ones (query_global, key_global, value_global), which the paper also initialises from them. Everything
      else is copied unchanged, through one explicit table from source names to Longformer names.
   5. Write model.safetensors (names as transformers' LongformerModel saves them, no prefix), config.json, and the
-     tokenizer files, with the tokenizer's maximum length set to `max_positions`.
+     tokenizer files, with the tokenizer's maximum length set to `max_positions`, into a sibling folder of the
+     destination that replaces it when complete: the destination then holds exactly the converted checkpoint
+     (with --overwrite, nothing of the checkpoint it held before), and a failed conversion leaves it as it was.
 
 The result loads in `refimpl.LongformerModel.from_pretrained` and in transformers' `LongformerModel.from_pretrained`.
 With a window at least twice the input length and no global tokens it computes what the source model computes
-(tests/test_convert.py checks this on all-MiniLM-L6-v2's real weights).
+(tests/refimpl/io/test_convert.py checks this on all-MiniLM-L6-v2's real weights).
 
 Deliberately different from the paper's notebook: rows 0..pad_token_id of the new table are copied instead of left
 uninitialised, and the task heads of the source (lm_head, cls, classifier) are not carried over; the summary lists
@@ -356,6 +361,9 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, attention_window: in
     hub_keywords, unknown = hub.split_hub_keywords(hub_keywords)
     if unknown:
         raise TypeError(f"convert() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+    if not isinstance(dst, (str, os.PathLike)) or not os.fspath(dst):
+        raise ValueError(f"the destination must be a folder path (str or os.PathLike), got {type(dst).__name__} "
+                         f"{short(dst)}")
     dst = os.fspath(dst)
     if isinstance(max_positions, bool) or not isinstance(max_positions, (int, np.integer)) or max_positions < 1:
         raise ValueError(f"max_positions must be a positive integer (e.g. 4096), got {short(max_positions)}")

@@ -406,6 +406,8 @@ CONVERT_CASES = [
      None, "tokenizer_config.json is not UTF-8"),
     # destinations
     ("destination a file", "bert", None, {}, "file", "is a file; pass a folder"),
+    ("destination an empty string", "bert", None, {}, "", r"destination must be a folder path.*got str ''"),
+    ("destination a number", "bert", None, {}, 3, r"destination must be a folder path.*got int 3"),
     ("destination the source", "bert", None, {"overwrite": True}, "source", "the destination is the source folder"),
     ("destination not empty", "bert", None, {}, "other files", "not empty; pick a new folder or pass --overwrite"),
     ("overwrite a folder that is no checkpoint", "bert", None, {"overwrite": True}, "other files",
@@ -443,6 +445,8 @@ def test_a_bad_conversion_is_a_value_error_that_names_the_problem(sources, tmp_p
         (dst / "notes.txt").write_text("keep me")
     elif destination == "around source":
         src, dst = checkpoint_folder_holding(src, tmp_path / "dst")
+    elif destination in ("", 3):
+        dst = destination
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(ValueError, match=message):
         convert(src, dst, **{"attention_window": 4, "max_positions": 100, **keywords})
@@ -508,7 +512,7 @@ PEAK_LIMIT = 32 * 2**20  # the checkpoints here are ~0.4 MB; a refusal may hold 
 
 
 def test_ten_million_layers_are_refused_at_once(small_checkpoint, tmp_path):
-    """Catches a table of 260 million names built before the checkpoint is consulted (minutes, then MemoryError)."""
+    """Catches a table of 220 million names built before the checkpoint is consulted (minutes, then MemoryError)."""
     folder = tmp_path / "ckpt"
     shutil.copytree(small_checkpoint, folder)
     edit_config(num_hidden_layers=10_000_000, attention_window=8)(folder)
