@@ -7,8 +7,8 @@ left at the library's default (they spin 2^28 cycles after every product, what u
 set them to sleep), and "as shipped", what the numba backend sets when it is created (refimpl/backends/numba.py,
 Threads). Each part is timed by wrapping the model's layers in this process (the library is not changed): the
 q, k, v projections (refimpl.attention.project: product, bias, the heads copy), the three other products
-(refimpl.model.Linear: product and bias), the backend's kernels, the embeddings; "the rest" is the forward's time
-outside them (q scaling, pass 4's gathers, Python). Per forward, the median over the rounds. Prints a Markdown table.
+(refimpl.model.Linear: product and bias), the backend's kernels; "the rest" is the forward's time outside them
+(embeddings, q scaling, pass 4's gathers, Python). Per forward, the median over the rounds. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def part_flops(n: int, G: int = 1) -> dict[str, float]:
     return {"q, k, v projections": 2 * n * C * 3 * C, "attention output": 2 * n * C * C,
             "FFN in": 2 * n * C * F, "FFN out": 2 * n * F * C,
             "band kernel (passes 1-3)": 2 * 2 * n * (2 * W + 1 + G) * C, "pass 4 (global rows)": 4 * G * H * n * C,
-            "GELU": 0, "LayerNorm (2, residual fused)": 0, "embeddings": 0}
+            "GELU": 0, "LayerNorm (2, residual fused)": 0}
 
 
 class Timed:
@@ -55,7 +55,6 @@ def instrumented_model(config, params, totals):
     for name in ("sliding_window_attention", "global_attention"):
         label = "band kernel (passes 1-3)" if name == "sliding_window_attention" else "pass 4 (global rows)"
         setattr(backend, name, Timed(label, getattr(backend, name), totals))
-    model.embeddings = Timed("embeddings", model.embeddings, totals)
     for layer in model.layers:
         layer.attention.project = Timed("q, k, v projections", layer.attention.project, totals)
         layer.attention_output = Timed("attention output", layer.attention_output, totals)

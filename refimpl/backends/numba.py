@@ -14,8 +14,13 @@ What is different from the reference, and why:
   - Passes 1 and 3 are written as small matrix products that LLVM vectorizes: pass 1 sweeps the keys with 4 queries
     x 4 head dims at a time (each key value loaded feeds 4 multiply-adds) from K transposed (D, keys); pass 3 sums
     over the keys with 4 queries x 4 head dims of V transposed as 16 running sums. Each job transposes the keys and
-    values its queries see into its own buffer. Measured at 4096 tokens, longformer-base shape, 2 cores: pass 1 at
-    ~70% and pass 3 at ~80% of NumPy's sgemm rate; one query against one key at a time reached ~35%.
+    values its queries see into its own buffer. Measured on the first machine (AMD Zen 4): pass 1 at ~70% and
+    pass 3 at ~80% of NumPy's sgemm rate; one query against one key at a time reached ~35%. On an Intel Xeon
+    (Sapphire Rapids class, one thread, 4096 tokens, 12 heads of 64, W = 256; 125 ms in all): pass 1 ~40 ms (~80
+    GFLOP/s, near the 256-bit FMA peak, ~55% of OpenBLAS's 512-bit sgemm per core), pass 2 ~35 ms, pass 3 ~32 ms,
+    the transposes and the rest ~10 ms. LLVM emits 256-bit vectors for this CPU (its tuning prefers them); forcing
+    512-bit ones (NUMBA_CPU_FEATURES with -prefer-256-bit) was slower, 137 ms, and 8 head dims per sweep of pass 1
+    instead of 4 changed nothing.
   - exp is a float32 polynomial (Cephes' expf, within 2 ulp) that LLVM vectorizes; math.exp is a scalar libm call,
     3x slower per element here. GELU uses the reference's rational erf (math.erf is a scalar call: the GELU of a
     4096 x 3072 array took 110-190 ms with it, 2.5 ms with the rational erf).
@@ -23,7 +28,7 @@ What is different from the reference, and why:
     non-zero start makes Numba check every index for negative wraparound, and a call left in a loop keeps Numba's
     error-status branch; either one stopped vectorization (GELU: 20 ms -> 2.5 ms at 4096 x 3072).
   - Summation orders differ from BLAS's, so results differ in the last bits: within 1e-5 on hidden states and
-    1e-6 on probabilities of the reference (tests/test_numba_backend.py).
+    1e-6 on probabilities of the reference (tests/refimpl/backends/test_numba.py).
 
 Threads: the kernels run `prange` over (batch x heads x blocks of queries) on Numba's threads, NUMBA_NUM_THREADS of
 them (default: all cores). BLAS runs the projections between the kernels, never at the same moment, but idle

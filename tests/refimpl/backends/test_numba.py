@@ -1,4 +1,4 @@
-"""The numba backend (refimpl/numba_backend.py) against the NumPy reference, and once against transformers.
+"""The numba backend (refimpl/backends/numba.py) against the NumPy reference, and once against transformers.
 
 Both are float32 with the same algorithm in different summation orders, so they must agree far closer than either
 agrees with transformers: context and hidden states, logits and losses within 1e-5 absolute, probabilities within
