@@ -140,7 +140,7 @@ RULES = {
     "cache_dir": _Rule(lambda v: v is None or isinstance(v, (str, os.PathLike)), "a folder (str) or None"),
     "revision": _Rule(lambda v: v is None or isinstance(v, str), "a branch, tag or commit (str) or None"),
     "token": _Rule(lambda v: v is None or isinstance(v, (str, bool)), "a str, a bool or None"),
-    "force_download": _FLAG, "local_files_only": _FLAG, "trust_remote_code": _FLAG,
+    "force_download": _FLAG, "local_files_only": _FLAG, "trust_remote_code": _FLAG, "add_prefix_space": _OPTIONAL_FLAG,
 }
 
 
@@ -313,18 +313,21 @@ class LongformerTokenizer:
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, cache_dir=None,
                         force_download: bool = False, local_files_only: bool = False, token=None,
                         revision: str = "main", trust_remote_code: bool = False, model_max_length: int | None = None,
-                        padding_side: str | None = None, truncation_side: str | None = None) -> LongformerTokenizer:
+                        padding_side: str | None = None, truncation_side: str | None = None,
+                        add_prefix_space: bool | None = None) -> LongformerTokenizer:
         """Load from a folder or a Hub repository name (only the tokenizer files are fetched): `tokenizer.json` if
         there is one, else `vocab.json` + `merges.txt`.
 
         `tokenizer_config.json` and `special_tokens_map.json`, when present, name the special tokens and give
-        `model_max_length`, `padding_side`, `truncation_side`; the keyword arguments override theirs.
+        `model_max_length`, `padding_side`, `truncation_side`, `add_prefix_space`; the keyword arguments override
+        theirs. add_prefix_space=True (a space before the first word, as RoBERTa needs with is_split_into_words)
+        reaches a ByteLevel pre-tokenizer and a RobertaProcessing post-processor, as in transformers' Roberta.
         `trust_remote_code` is accepted as in transformers and changes nothing: no code is ever loaded.
         """
         name = checkpoint_path(pretrained_model_name_or_path, "tokenizer")
         _check(dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only,
                     token=token, revision=revision, trust_remote_code=trust_remote_code,
-                    model_max_length=model_max_length, padding_side=padding_side,
+                    model_max_length=model_max_length, padding_side=padding_side, add_prefix_space=add_prefix_space,
                     truncation_side=truncation_side), "from_pretrained: ")
         directory = os.fspath(resolve(name, TOKENIZER_FILES, revision=revision, cache_dir=cache_dir,
                                       local_files_only=local_files_only, token=token,
@@ -333,6 +336,8 @@ class LongformerTokenizer:
         special_tokens_map = read_json(os.path.join(directory, SPECIAL_TOKENS_FILE))
         _check_config(config, os.path.join(directory, CONFIG_FILE))
         _check_config(special_tokens_map, os.path.join(directory, SPECIAL_TOKENS_FILE))
+        if add_prefix_space is not None:
+            config["add_prefix_space"] = bool(add_prefix_space)  # saved with the config, as transformers does
         # special_tokens_map.json wins over tokenizer_config.json, as in transformers
         named = {role: source[f"{role}_token"] for source in (config, special_tokens_map)
                  for role in SPECIAL_TOKEN_ROLES if source.get(f"{role}_token")}
@@ -371,6 +376,8 @@ class LongformerTokenizer:
                 known.add(special_tokens[role])
         backend.add_special_tokens(to_add)
 
+        if config.get("add_prefix_space") is not None:
+            _set_prefix_space(backend, bool(config["add_prefix_space"]), bool(config.get("trim_offsets", True)))
         if backend.post_processor is None and "cls" in special_tokens and "sep" in special_tokens:
             # the vocab.json route: <s> A </s> and <s> A </s></s> B </s>, with the ids the vocabulary gives
             cls_text, sep_text = special_tokens["cls"], special_tokens["sep"]
@@ -911,6 +918,17 @@ def _roberta_backend(vocab_path: str, merges_path: str, add_prefix_space: bool) 
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=bool(add_prefix_space))
     backend.decoder = decoders.ByteLevel()
     return backend
+
+
+def _set_prefix_space(backend: Tokenizer, add_prefix_space: bool, trim_offsets: bool) -> None:
+    """What transformers' RobertaTokenizer does with add_prefix_space, on a tokenizer.json that has the steps."""
+    if isinstance(backend.pre_tokenizer, pre_tokenizers.ByteLevel):
+        backend.pre_tokenizer.add_prefix_space = add_prefix_space
+    post_processor = json.loads(backend.to_str()).get("post_processor") or {}
+    if post_processor.get("type") == "RobertaProcessing":
+        backend.post_processor = processors.RobertaProcessing(
+            tuple(post_processor["sep"]), tuple(post_processor["cls"]), trim_offsets=trim_offsets,
+            add_prefix_space=add_prefix_space)
 
 
 def _special_tokens_in_tokenizer_json(backend: Tokenizer) -> dict[str, str]:

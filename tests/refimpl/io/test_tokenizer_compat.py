@@ -36,6 +36,9 @@ def pair_of_tokenizers(bpe_directory):  # noqa: F811
                                                                        model_max_length=MODEL_MAX_LENGTH)),
         "unknown": (LongformerTokenizer.from_pretrained(bpe_directory),
                     transformers.LongformerTokenizerFast.from_pretrained(str(bpe_directory))),
+        "prefix space": (LongformerTokenizer.from_pretrained(bpe_directory, add_prefix_space=True),
+                         transformers.LongformerTokenizerFast.from_pretrained(str(bpe_directory),
+                                                                              add_prefix_space=True)),
         "left": (LongformerTokenizer.from_pretrained(bpe_directory, padding_side="left", truncation_side="left"),
                  transformers.LongformerTokenizerFast.from_pretrained(str(bpe_directory), padding_side="left",
                                                                       truncation_side="left")),
@@ -140,6 +143,10 @@ CALLS = {
     "a batch as torch tensors": ("unknown", lambda t: t(TEXTS, padding=True, return_tensors="pt")),
     "words, is_split_into_words": ("unknown", lambda t: t(
         ["Longformer", "scales", "linearly"], is_split_into_words=True, return_offsets_mapping=True)),
+    "words with add_prefix_space, as RoBERTa wants them": ("prefix space", lambda t: t(
+        [["Longformer", "scales"], ["a", "window"]], is_split_into_words=True, return_offsets_mapping=True,
+        padding=True)),
+    "a text with add_prefix_space": ("prefix space", lambda t: t(TEXTS[:3], return_offsets_mapping=True)),
     "a batch of words": ("unknown", lambda t: t([["a", "window"], ["global", "attention", "here"]],
                                                 is_split_into_words=True, padding=True)),
     "text_target gives labels": ("unknown", lambda t: t(TEXTS[:2], text_target=TEXTS[2:4])),
@@ -231,6 +238,20 @@ def test_the_same_call_returns_the_same(pair_of_tokenizers, name):
         expected = call(theirs)
         got = call(ours)
     assert_same(got, expected, name)
+
+
+def test_add_prefix_space_reaches_a_tokenizer_json(pair_of_tokenizers, tmp_path):
+    """Catches add_prefix_space applied on the vocab.json route only: transformers rebuilds Roberta's steps from a
+    tokenizer.json too."""
+    _, theirs = pair_of_tokenizers["unknown"]
+    theirs.save_pretrained(str(tmp_path))
+    ours = LongformerTokenizer.from_pretrained(tmp_path, add_prefix_space=True)
+    theirs = transformers.LongformerTokenizerFast.from_pretrained(str(tmp_path), add_prefix_space=True)
+    for call in (lambda t: t(TEXTS[:3], return_offsets_mapping=True),
+                 lambda t: t([["Hello", "world"]], is_split_into_words=True, return_offsets_mapping=True)):
+        assert_same(call(ours), call(theirs))
+    ours.save_pretrained(tmp_path / "again")
+    assert LongformerTokenizer.from_pretrained(tmp_path / "again").encode("Hello") == theirs.encode("Hello")
 
 
 def test_the_batch_encoding_reads_as_transformers(pair_of_tokenizers):
