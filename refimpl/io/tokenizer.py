@@ -35,9 +35,13 @@ Deliberately different from transformers, because its answer there is a crash or
   of arrays, which no model can read).
 - Where transformers silently skips what was asked (padding="max_length" or truncation without a max_length when
   model_max_length is unknown, a max_length that nothing uses), the result is the same and a warning says so.
-- Not provided: `is_split_into_words` with pairs of word lists works, chat templates, `add_tokens`, setting special
-  tokens after loading, extra (additional) special tokens, `text_target`'s separate target mode (labels are the
-  target's input_ids, as for RoBERTa), `BatchEncoding.to()`.
+- `pad()` with return_attention_mask=False pads an attention_mask it was given along with the ids (transformers
+  leaves it shorter than its row).
+- Not provided: the constructor from vocab/merges (`LongformerTokenizer(backend, ...)` takes a tokenizers.Tokenizer;
+  use from_pretrained), save_pretrained's keywords beyond the folder, chat templates, `add_tokens`, setting special
+  tokens after loading, extra (additional) special tokens, a separate target mode for `text_target` (labels are the
+  target's input_ids, as for RoBERTa), `BatchEncoding.to()` and its word/char mappings beyond word_ids, tokens,
+  sequence_ids, token_to_chars and char_to_token.
 
 Legend: B batch (texts, or windows with return_overflowing_tokens), N sequence length (special tokens included).
 """
@@ -45,7 +49,6 @@ Legend: B batch (texts, or windows with return_overflowing_tokens), N sequence l
 from __future__ import annotations
 
 import enum
-import inspect
 import json
 import os
 import threading
@@ -566,12 +569,11 @@ class LongformerTokenizer:
                        return_offsets_mapping=return_offsets_mapping, return_length=return_length, verbose=verbose,
                        split_special_tokens=split_special_tokens, max_target_length=max_target_length)
         _check(dict(tokenizer_kwargs=tokenizer_kwargs))
-        if tokenizer_kwargs:  # merged under the explicit arguments, as in transformers
+        if tokenizer_kwargs:  # they override the arguments, as in transformers 5.23 (whatever its comment says)
             unknown = sorted(set(tokenizer_kwargs) - set(options))
             if unknown:
                 raise TypeError(f"tokenizer_kwargs has unknown keywords {unknown}; allowed: {sorted(options)}")
-            explicit = {k: v for k, v in options.items() if v is not _CALL_DEFAULTS[k]}
-            options = {**options, **tokenizer_kwargs, **explicit}
+            options = {**options, **tokenizer_kwargs}
         _check(options)
         if text is None and text_target is None:
             raise ValueError("pass text (or text_target): a str, a list of str, or words with is_split_into_words")
@@ -795,10 +797,6 @@ class LongformerTokenizer:
 # transformers' clean_up_tokenization, in its order
 CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
             (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
-
-_CALL_DEFAULTS = {name: parameter.default for name, parameter in
-                  inspect.signature(LongformerTokenizer.__call__).parameters.items()}
-
 
 def _as_lists(value, name: str) -> list:
     """A row or a batch of rows (lists, arrays, tensors) as python lists, for pad()."""

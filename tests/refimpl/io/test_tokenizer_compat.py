@@ -153,6 +153,8 @@ CALLS = {
     "text_target alone": ("unknown", lambda t: t(text_target=TEXTS[0])),
     "tokenizer_kwargs": ("unknown", lambda t: t(TEXTS, tokenizer_kwargs={"padding": True, "max_length": 5,
                                                                          "truncation": True})),
+    "tokenizer_kwargs override the arguments": ("unknown", lambda t: t(
+        TEXTS[:2], padding="longest", return_length=True, tokenizer_kwargs={"padding": False, "return_length": False})),
     "split_special_tokens": ("unknown", lambda t: t(TEXTS[-1], split_special_tokens=True)),
     # encode
     "encode": ("unknown", lambda t: t.encode(TEXTS[3])),
