@@ -579,7 +579,7 @@ class LongformerTokenizer:
             raise ValueError("pass text (or text_target): a str, a list of str, or words with is_split_into_words")
         max_target_length = options.pop("max_target_length")
         plan = self._plan(options.pop("padding"), options.pop("truncation"), options.pop("max_length"),
-                          options["pad_to_multiple_of"])
+                          options["pad_to_multiple_of"], options["verbose"])
         if text is None:
             return self._encode(text_target, text_pair_target, plan, **options)
         encoding = self._encode(text, text_pair, plan, **options)
@@ -589,8 +589,9 @@ class LongformerTokenizer:
             encoding["labels"] = self._encode(text_target, text_pair_target, target_plan, **options)["input_ids"]
         return encoding
 
-    def _plan(self, padding, truncation, max_length, pad_to_multiple_of) -> _Plan:
-        """transformers' `_get_padding_truncation_strategies`: the same rules, spelled as tokenizers takes them."""
+    def _plan(self, padding, truncation, max_length, pad_to_multiple_of, verbose=True) -> _Plan:
+        """transformers' `_get_padding_truncation_strategies`: the same rules, spelled as tokenizers takes them.
+        Where they skip what was asked, the result is the same and, unless verbose=False, a warning says so."""
         padding, truncation = _plain(padding), _plain(truncation)
         if max_length is not None and padding is False and truncation is None:
             truncation = "longest_first"  # transformers: max_length alone turns truncation on
@@ -598,13 +599,13 @@ class LongformerTokenizer:
             padding = "longest" if padding else "do_not_pad"
         if truncation is None or _is_bool(truncation):
             truncation = "longest_first" if truncation else "do_not_truncate"
-        if max_length is not None and padding != "max_length" and truncation == "do_not_truncate":
+        if verbose and max_length is not None and padding != "max_length" and truncation == "do_not_truncate":
             warnings.warn(f"max_length={max_length} is ignored: nothing uses it without truncation or "
                           "padding='max_length' (as in transformers)", stacklevel=3)
         if max_length is None:
             known = self.model_max_length < LARGE_INTEGER
             for option, value in (("padding", padding), ("truncation", truncation)):
-                if value in ("max_length", "longest_first", "only_first", "only_second") and not known:
+                if verbose and value in ("max_length", "longest_first", "only_first", "only_second") and not known:
                     warnings.warn(f"{option}={value!r} is skipped, as in transformers: there is no max_length and "
                                   "this tokenizer's files give no model_max_length", stacklevel=3)
             model_max_length = min(self.model_max_length, MAX_LENGTH)  # beyond u32 nothing is cut anyway
@@ -732,7 +733,7 @@ class LongformerTokenizer:
         if any(len(value) != len(ids) for value in inputs.values()):
             raise ValueError(f"pad: every key must hold {len(ids)} rows, as input_ids does; got "
                              f"{ {key: len(value) for key, value in inputs.items()} }")
-        plan = self._plan(padding, False, max_length, pad_to_multiple_of)
+        plan = self._plan(padding, False, max_length, pad_to_multiple_of, verbose)
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names
         if return_attention_mask and "attention_mask" not in inputs:

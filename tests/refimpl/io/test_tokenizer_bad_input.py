@@ -239,7 +239,8 @@ FOLDERS = [
 
 
 @pytest.mark.parametrize("what, name, content, message", FOLDERS, ids=[f[0] for f in FOLDERS])
-def test_a_broken_folder_names_the_file_and_the_problem(bpe_directory, tmp_path, what, name, content, message):  # noqa: F811
+def test_a_broken_folder_names_the_file_and_the_problem(bpe_directory, tmp_path, what, name, content,  # noqa: F811
+                                                        message):
     for source in ("vocab.json", "merges.txt"):
         shutil.copy(bpe_directory / source, tmp_path / source)
     path = tmp_path / name

@@ -289,6 +289,9 @@ def test_max_length_alone_warns_as_transformers_does(pair_of_tokenizers):
         ours(TEXTS[:2], max_length=4, padding=True)
     with pytest.warns(UserWarning, match="padding='max_length' is skipped"):
         ours("a", padding="max_length")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # verbose=False silences them, as in transformers
+        ours(TEXTS[:2], max_length=4, padding=True, verbose=False)
 
 
 # ----- signatures: names, positional order and defaults as the pinned transformers -----
