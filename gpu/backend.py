@@ -15,9 +15,10 @@ limits); in the tests, `CupyBackend(runtime=gpu.cpu_runtime.CpuRuntime())` runs 
 .cu files on the CPU. Nothing falls back to the CPU: without a GPU the backend raises with the reason.
 
 Kernels and their launches:
-    sliding_window_attention.cu     float32; 64 queries x 32-key tiles per block of 128 threads
+    sliding_window_attention.cu     float32; 64 queries x 32-key tiles per block of 128 threads (plain / general)
     sliding_window_attention_tc.cu  float16 / bfloat16 WMMA; 64 queries x 64-key tiles per block of 128 threads
     elementwise.cu                  bias + GELU (grid-stride), residual + LayerNorm (one block per row)
+Both attention kernels take the plain, the dilated (per head) and the autoregressive window.
 """
 
 from __future__ import annotations

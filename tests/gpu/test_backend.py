@@ -99,6 +99,22 @@ def test_attention_equals_reference(name, cupy_backend):
 
 @pytest.mark.gpu
 @needs_gpu
+@pytest.mark.parametrize("window", [dict(dilation=[1, 3]), dict(autoregressive=True),
+                                    dict(autoregressive=True, dilation=[2, 1])])
+def test_dilated_and_autoregressive_windows_equal_reference(window, cupy_backend):
+    """Issue #15's windows on the GPU: band slot t of query i is key i + d (t - W); autoregressive keys j <= i."""
+    q, k, v, kind, _, _, w = make_case("no globals, several tiles", seed=6)
+    global_index, n_global = np.zeros((q.shape[0], 0), np.int64), np.zeros(q.shape[0], np.int64)
+    ref_context, ref_probs = reference(q, k, v, kind, global_index, n_global, w, **window)
+    up = cupy_backend.asarray
+    context, probs = cupy_backend.sliding_window_attention(up(q), up(k), up(v), up(kind), up(global_index),
+                                                           up(n_global), w, True, **window)
+    assert_close(cupy_backend.asnumpy(context), ref_context, what=f"{window}: context")
+    assert_close(cupy_backend.asnumpy(probs), ref_probs, atol=PROBS_ATOL, rtol=0, what=f"{window}: probs")
+
+
+@pytest.mark.gpu
+@needs_gpu
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 @pytest.mark.parametrize("name", ["no globals, several tiles", "globals > one key tile", "D = 128, W = 256",
                                   "D = 100 (padded to 128)", "N below one block, W > N"])

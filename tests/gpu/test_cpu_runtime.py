@@ -23,8 +23,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import BACKEND_ATOL, BACKEND_PROBS_ATOL, HALF_TOL, PROBS_ATOL, assert_close
-from kernel_cases import CASES, attention_inputs, make_case, random_case, reference
+from conftest import BACKEND_ATOL, BACKEND_PROBS_ATOL, HALF_TOL, PROBS_ATOL, assert_close, random_inputs
+from kernel_cases import CASES, make_case, random_case, reference
 
 from gpu import cpu_runtime
 from gpu.backend import CupyBackend
@@ -505,3 +505,28 @@ def test_kernels_under_address_and_undefined_behaviour_sanitizers():
     log = done.stdout + done.stderr
     assert done.returncode == 0 and "sanitized run: ok" in log, log[-6000:]
     assert "runtime error" not in log and "ERROR: AddressSanitizer" not in log, log[-6000:]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole model through the CPU-run kernels
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("window", [{}, {"attention_dilation": [1, [1, 2, 1, 3], 2]}])
+def test_model_on_cpu_run_kernels_equals_numpy(checkpoint_factory, window):
+    """A LongformerModel forward (3 layers, per-layer windows, padding, globals; dilated heads) with CupyBackend
+    on the CPU runtime equals the NumPy backend: the launchers as the model calls them, layer after layer."""
+    from refimpl.model import LongformerModel
+
+    directory, _ = checkpoint_factory("LongformerModel", **window)
+    rng = np.random.default_rng(4)
+    ids, mask, glob = random_inputs(rng, 3, 77, pad_rows={1: 50, 2: 9}, n_global={0: 2, 1: 1})
+    outputs = {}
+    for name, be in (("numpy", "numpy"), ("cupy on the CPU", backend())):
+        model = LongformerModel.from_pretrained(directory, backend=be)
+        outputs[name] = model(ids, attention_mask=mask, global_attention_mask=glob, output_attentions=True)
+    ref, got = outputs["numpy"], outputs["cupy on the CPU"]
+    assert_close(got.last_hidden_state, ref.last_hidden_state, atol=BACKEND_ATOL, rtol=0, what="last_hidden_state")
+    for layer, (a, e) in enumerate(zip(got.attentions, ref.attentions)):
+        assert_close(a, e, atol=BACKEND_PROBS_ATOL, rtol=0, what=f"attentions[{layer}]")
+    for layer, (a, e) in enumerate(zip(got.global_attentions, ref.global_attentions)):
+        assert_close(a, e, atol=BACKEND_PROBS_ATOL, rtol=0, what=f"global_attentions[{layer}]")
