@@ -1,6 +1,8 @@
 """End to end: the app served by `streamlit run` on a free localhost port, driven in Debian's Chromium (headless)
 through Playwright. Each page is opened, its chart waited for, checked for an exception box, a control is used and
-the chart must change; screenshots go to artifacts/screenshots/ (gitignored).
+the chart must change; on the 4,096-token sample a hover must name tokens, a box must redraw its region exactly,
+the search and a click must change the query. Screenshots go to artifacts/screenshots/ (gitignored); the README's
+are copies of them in docs/screenshots/.
 
 Playwright cannot download its own browser here, so the test uses /usr/bin/chromium (`apt-get install chromium`;
 .ci/run installs it) and skips, saying so, only when that is missing. Widgets are found by their key: Streamlit
@@ -174,41 +176,124 @@ def test_patterns_page_reacts_to_its_length_slider(page, server):
     screenshot(page, "patterns.png")
 
 
-def test_explorer_views_and_the_long_document(page, server):
-    """Would catch: the explorer failing to draw in a browser, a layer or view change not redrawing, and the
-    4096-token document (truncated, downsampled) not rendering or raising."""
+def point_on(page, key: str, x: float, y: float, axes=("xaxis", "yaxis")) -> tuple[float, float]:
+    """Where data point (x, y) of the figure under `key` lies on the screen, in pixels, after scrolling the figure
+    into the middle of the window (Streamlit scrolls inside its own main container)."""
+    return tuple(page.evaluate("""([sel, x, y, xa, ya]) => {
+        const gd = document.querySelector(sel);
+        gd.scrollIntoView({block: 'center'});
+        const r = gd.getBoundingClientRect(), l = gd._fullLayout;
+        return [r.left + l[xa]._offset + l[xa].l2p(x), r.top + l[ya]._offset + l[ya].l2p(y)];
+    }""", [f".st-key-{key} .js-plotly-plot", x, y, *axes]))
+
+
+def query_value(page) -> int:
+    return int(page.locator(".st-key-query input").input_value().replace(",", ""))
+
+
+def choose_view(page, view: str) -> None:
+    page.locator(".st-key-view [data-testid='stRadioOption']", has_text=view).click()
+
+
+def test_explorer_views_on_a_short_text(page, server):
+    """Would catch: the explorer failing to draw a view in a browser, or a layer change not redrawing; writes a
+    screenshot of every view (docs/screenshots/ holds copies)."""
     page.goto(server)
     title = chart_title(page, "chart_matrix")
     assert "exact" in title and "Layer 0" in title
+    settle(page)
     assert_no_exception(page)
-    screenshot(page, "explorer_short.png")
+    screenshot(page, "explorer_matrix.png")
 
     layer = page.locator(".st-key-layer input[type=range]")
     layer.focus()
     layer.press("ArrowRight")
     wait_for_chart(page, "chart_matrix", "Layer 1")
 
-    page.locator(".st-key-view [data-testid='stRadioOption']", has_text="Band").click()
-    assert "own layout" in chart_title(page, "chart_band")
-    settle(page)
+    for view, key, shot in (("Band", "chart_band", "explorer_band.png"),
+                            ("Token", "chart_row", "explorer_token.png"),
+                            ("Layers × heads", "chart_stats", "explorer_heads.png"),
+                            ("Compare", "chart_difference", "explorer_compare.png"),
+                            ("Head view", "chart_headview", "explorer_headview.png")):
+        choose_view(page, view)
+        chart_text(page, key)
+        settle(page)
+        assert_no_exception(page)
+        screenshot(page, shot)
+
+
+def test_a_shared_link_restores_the_view(page, server):
+    """Would catch: the URL's layer, head, query and view not restored in a real browser session."""
+    page.goto(f"{server}/?view=Token&layer=2&head=3&query=15")
+    assert "what 15 " in wait_for_chart(page, "chart_row", "Layer 2, head 3")
+    assert query_value(page) == 15
     assert_no_exception(page)
 
-    page.locator(".st-key-view [data-testid='stRadioOption']", has_text="Matrix").click()
-    short = chart_text(page, "chart_matrix")
+
+def test_the_long_document_by_name(page, server):
+    """Would catch, on the 4,096-token sample: hovers without token text, a box selection not redrawing its
+    region exactly, a search that does not jump, and a click that does not change the query."""
+    page.goto(server)
+    chart_title(page, "chart_matrix")
     page.locator(".st-key-sample").click()
     page.get_by_role("option", name="Long document").click()
     long = wait_for_chart(page, "chart_matrix", "4096×4096")
-    assert "block-max" in long and long != short
-    page.get_by_text("so the last").wait_for()  # the truncation warning
+    assert "block-max" in long
+    page.get_by_text("lost its last").wait_for()  # the truncation warning
     settle(page)
     assert_no_exception(page)
     screenshot(page, "explorer_long.png")
 
-    page.locator(".st-key-view [data-testid='stRadioOption']", has_text="Token").click()
-    assert "what token" in chart_title(page, "chart_token")
+    # a hover names the strongest pair of a downsampled cell, by its tokens
+    x, y = point_on(page, "chart_matrix", 2010, 2010)
+    page.mouse.move(x, y)
+    hover = page.locator(".st-key-chart_matrix .hoverlayer .hovertext")
+    hover.first.wait_for()
+    text = hover.first.text_content()  # an SVG group: no inner_text
+    assert "→" in text and "'" in text and "2,0" in text, text
+
+    # a box on the overview redraws that region exactly, one cell per pair, with token labels
+    # (a 400-token box, about 65 px: plotly takes a smaller drag for a click; the region keeps its middle 128)
+    x0, y0 = point_on(page, "chart_matrix", 1800, 1800)
+    x1, y1 = point_on(page, "chart_matrix", 2200, 2200)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    region = wait_for_chart(page, "chart_region", "Queries 1,93")
+    assert "exact (128 × 128)" in region
     settle(page)
     assert_no_exception(page)
-    screenshot(page, "explorer_token.png")
+    screenshot(page, "explorer_region.png")
+
+    # the search box finds a word and makes it the query
+    before = query_value(page)
+    search = page.locator(".st-key-search input")
+    search.fill("Rabbit-hole")
+    search.press("Enter")
+    page.wait_for_function(f"() => document.querySelector('.st-key-query input').value.replace(',', '') != '{before}'")
+    found = query_value(page)
+    settle(page)
+
+    # the token view: what it attends to and what attends to it, by name; a click on a token changes the query
+    choose_view(page, "Token")
+    assert "rabbit" in wait_for_chart(page, "chart_column", "who attends to").lower()
+    settle(page)
+    screenshot(page, "explorer_token_long.png")
+    lo = max(0, min(found - 48, 4096 - 128))
+    target = lo + 16 * 2 + 3  # third line, fourth token of the grid
+    x, y = point_on(page, "chart_tokens", 3, 2)
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => document.querySelector('.st-key-query input').value.replace(',', '') == "
+                           f"'{target:,}'.replace(',', '')")
+    settle(page)
+    assert_no_exception(page)
+
+    choose_view(page, "Layers × heads")
+    chart_text(page, "chart_stats")
+    settle(page)
+    assert_no_exception(page)
+    screenshot(page, "explorer_heads_long.png")
 
 
 def test_scaling_page_measures_live(page, server):

@@ -155,7 +155,7 @@ def matrix_figure(m, surfaces, global_positions, scale: str = "log", title: str 
     fig.update_xaxes(title="key", range=[edge_x - 2 * pad_k, hi_k - 0.5], side="top", showgrid=False,
                      zeroline=False, **token_ticks(lo_k, hi_k, surfaces))
     fig.update_yaxes(title="query", range=[hi_q - 0.5, edge_y - 2 * pad_q], showgrid=False, zeroline=False,
-                     **token_ticks(lo_q, hi_q, surfaces, limit=TICK_LABELS * 2))
+                     **token_ticks(lo_q, hi_q, surfaces))
     if hi_k - lo_k <= 64:
         fig.update_xaxes(tickangle=-60)
     fig.update_layout(title=dict(text=title, y=0.995, yanchor="top"), height=height, dragmode="select",
@@ -370,7 +370,7 @@ def difference_figure(diff: np.ndarray, block: int, n: int, surfaces, title: str
     fig = go.Figure(go.Heatmap(z=diff, x=edges, y=edges, colorscale="RdBu_r", zmid=0, zmin=-top, zmax=top,
                                text=text, hovertemplate="%{text}<extra></extra>", colorbar=dict(title="Δp")))
     fig.update_xaxes(title="key", side="top", **token_ticks(0, n, surfaces))
-    fig.update_yaxes(title="query", autorange="reversed", **token_ticks(0, n, surfaces, limit=TICK_LABELS * 2))
+    fig.update_yaxes(title="query", autorange="reversed", **token_ticks(0, n, surfaces))
     fig.update_layout(title=title, height=MATRIX_HEIGHT, margin=dict(l=10, r=10, t=110, b=10))
     return fig
 

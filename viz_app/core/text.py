@@ -148,6 +148,16 @@ def sentence_starts(enc: Encoded, text: str, pair: str) -> list[int]:
     return sorted(starts)
 
 
+def context(enc: Encoded, text: str, pair: str, j: int, chars: int = 24) -> str:
+    """Token j in its text, with about `chars` characters on each side: '…sister on the bank, and of…'."""
+    if enc.is_special[j]:
+        return enc.tokens[j]
+    source = (text, pair)[enc.segment[j]]
+    s, e = (int(x) for x in enc.offsets[j])
+    before, after = source[max(0, s - chars):s], source[e:e + chars]
+    return " ".join(f"…{before}[{source[s:e]}]{after}…".split())
+
+
 def find(enc: Encoded, text: str, pair: str, query: str, limit: int = 200) -> list[int]:
     """Token positions where `query` (a word, a subword or several words; case-insensitive) occurs: the first token
     of each match in the text, or a token whose vocabulary form matches (e.g. '##former')."""

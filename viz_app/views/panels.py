@@ -12,7 +12,7 @@ import streamlit as st
 
 from viz_app.core import attention_views as av, export, figures, head_stats, links
 from viz_app.core.forward import config_windows, window_options
-from viz_app.core.text import find
+from viz_app.core.text import context, find
 from viz_app.views import cache
 
 ss = st.session_state
@@ -127,8 +127,7 @@ def query_controls(enc, text: str, pair: str, global_positions) -> int:
                   help="Finds a word, a subword or a phrase in the text and makes its first token the query.")
     if hits:
         c2.selectbox(f"{len(hits)} match{'es' if len(hits) > 1 else ''}", hits, key="search_hit",
-                     format_func=lambda j: f"{j:,}: …{enc.surfaces[max(0, j - 3)] if j else ''}"
-                                           f"{''.join(enc.surfaces[max(0, j - 2):j + 3])}…")
+                     format_func=lambda j: f"{j:,}: {context(enc, text, pair, j)}")
     elif searched[0].strip():
         c2.caption(f"No token matches {searched[0]!r}.")
     c3.number_input(f"Query token (0 to {n - 1:,})", 0, n - 1, key="query", step=1,
@@ -159,7 +158,7 @@ def matrix(s: Shown) -> None:
         lo, hi = ss.get(k, (-1, -1))
         ss[k] = (lo, hi) if 0 <= lo <= hi < n and hi - lo < av.REGION_LIMIT else around
     st.subheader("Region, exactly")
-    c1, c2, c3 = st.columns([4, 4, 1])
+    c1, c2, c3 = st.columns([4, 4, 2])
     queries = c1.slider("Queries", 0, n - 1, key="region_q")
     keys = c2.slider("Keys", 0, n - 1, key="region_k")
     c3.button("Around the query", key="region_follow",
