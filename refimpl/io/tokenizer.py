@@ -128,7 +128,7 @@ _MULTIPLE = _Rule(lambda v: v is None or (_is_int(v) and 0 < v <= MAX_PADDED_LEN
 RULES = {
     "add_special_tokens": _FLAG, "is_split_into_words": _FLAG, "return_overflowing_tokens": _FLAG,
     "return_special_tokens_mask": _FLAG, "return_offsets_mapping": _FLAG, "return_length": _FLAG, "verbose": _FLAG,
-    "skip_special_tokens": _FLAG, "return_token_type_ids": _OPTIONAL_FLAG, "return_attention_mask": _OPTIONAL_FLAG,
+    "skip_special_tokens": _FLAG, "pair": _FLAG, "return_token_type_ids": _OPTIONAL_FLAG, "return_attention_mask": _OPTIONAL_FLAG,
     "split_special_tokens": _OPTIONAL_FLAG, "clean_up_tokenization_spaces": _OPTIONAL_FLAG,
     "padding": _Rule(_one_of(PADDING_CHOICES), f"one of {PADDING_CHOICES}"),
     "truncation": _Rule(_one_of(TRUNCATION_CHOICES), f"one of {TRUNCATION_CHOICES}"),
@@ -365,6 +365,9 @@ class LongformerTokenizer:
             raise ValueError(f"no tokenizer files in {directory!r}: looked for {TOKENIZER_FILE}, or {VOCAB_FILE} "
                              f"and {MERGES_FILE} together; found {found}")
 
+        _add_legacy_added_tokens(backend, os.path.join(directory, ADDED_TOKENS_FILE),
+                                 {_token_text(value) for value in named.values()})
+
         # Register the named special tokens the tokenizer does not know yet (a vocabulary entry becomes a special
         # added token, so it is matched whole in text and skipped by decode(skip_special_tokens=True)). Tokens the
         # tokenizer.json already lists keep their own flags (lstrip and so on).
@@ -468,7 +471,7 @@ class LongformerTokenizer:
         return self.convert_tokens_to_ids(self.all_special_tokens)
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        _check_flag(pair, "pair")
+        _check(dict(pair=pair))
         return self._backend.num_special_tokens_to_add(pair)
 
     def _convert_token_to_id(self, token: str) -> int | None:
@@ -815,11 +818,6 @@ def _as_lists(value, name: str) -> list:
     return rows
 
 
-def _check_flag(value, name: str) -> None:
-    if not _is_bool(value):
-        raise ValueError(f"{name}={_show(value)} is not allowed: {name} must be True or False")
-
-
 # What tokenizer_config.json and special_tokens_map.json may hold, for the keys read here; other keys pass through.
 _CONFIG_RULES = {
     "model_max_length": _Rule(lambda v: v is None or (isinstance(v, (int, float)) and not _is_bool(v) and v >= 1
@@ -917,6 +915,22 @@ def _roberta_backend(vocab_path: str, merges_path: str, add_prefix_space: bool) 
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=bool(add_prefix_space))
     backend.decoder = decoders.ByteLevel()
     return backend
+
+
+def _add_legacy_added_tokens(backend: Tokenizer, path: str, special: set[str]) -> None:
+    """added_tokens.json, as older checkpoints save their added tokens ({"<ent>": 50265}): added in id order, each
+    where the file says (transformers reads it too). A special token among them is matched whole; the others are
+    normalized, as transformers adds them."""
+    added = read_json(path)
+    for token, token_id in added.items():
+        if not token or not _is_int(token_id) or token_id < 0:
+            raise ValueError(f"{path}: {token!r} has id {_show(token_id)}; the file maps each token to an id >= 0")
+    for token, token_id in sorted(added.items(), key=lambda item: item[1]):
+        if backend.token_to_id(token) is None:
+            backend.add_tokens([AddedToken(token, normalized=token not in special, special=token in special)])
+        if backend.token_to_id(token) != token_id:
+            raise ValueError(f"{path} gives {token!r} the id {token_id}, but the vocabulary holds it at "
+                             f"{backend.token_to_id(token)}; the ids of added tokens follow the vocabulary's")
 
 
 def _set_prefix_space(backend: Tokenizer, add_prefix_space: bool, trim_offsets: bool) -> None:

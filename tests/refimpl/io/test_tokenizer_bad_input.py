@@ -234,6 +234,12 @@ FOLDERS = [
      "padding_side is 'middle', but it must be 'right' or 'left'"),
     ("add_prefix_space is a str", "tokenizer_config.json", {"add_prefix_space": "yes"},
      "add_prefix_space is 'yes', but it must be true, false or null"),
+    ("added_tokens.json is not JSON", "added_tokens.json", b"{", r"added_tokens\.json is not valid JSON"),
+    ("an added token's id is a str", "added_tokens.json", {"<ent>": "700"},
+     r"added_tokens\.json: '<ent>' has id '700'; the file maps each token to an id >= 0"),
+    ("an added token past the vocabulary", "added_tokens.json", {"<ent>": 705},
+     r"added_tokens\.json gives '<ent>' the id 705, but the vocabulary holds it at 700"),
+    ("an added token at a taken id", "added_tokens.json", {"Ġthe": 3}, "gives 'Ġthe' the id 3, but the vocab"),
     ("a folder named tokenizer_config.json", "tokenizer_config.json", None, "is not a file"),
 ]
 

@@ -11,6 +11,8 @@ a special-token property that is missing or differs, a keyword renamed or moved.
 from __future__ import annotations
 
 import inspect
+import json
+import shutil
 import warnings
 
 import numpy as np
@@ -254,6 +256,18 @@ def test_add_prefix_space_reaches_a_tokenizer_json(pair_of_tokenizers, tmp_path)
         assert_same(call(ours), call(theirs))
     ours.save_pretrained(tmp_path / "again")
     assert LongformerTokenizer.from_pretrained(tmp_path / "again").encode("Hello") == theirs.encode("Hello")
+
+
+def test_added_tokens_json_is_read(bpe_directory, tmp_path):  # noqa: F811
+    """Catches an older checkpoint's added_tokens.json fetched but ignored: transformers adds its tokens."""
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(bpe_directory / name, tmp_path / name)
+    (tmp_path / "added_tokens.json").write_text(json.dumps({"<ent>": 700, "<rel>": 701}))
+    ours = LongformerTokenizer.from_pretrained(tmp_path)
+    theirs = transformers.LongformerTokenizerFast.from_pretrained(str(tmp_path))
+    for call in (lambda t: t(["a <ent> b<rel>", TEXTS[0]], padding=True), lambda t: len(t),
+                 lambda t: t.decode(t.encode("x <ent> y<rel>"), skip_special_tokens=True), lambda t: t.get_vocab()):
+        assert_same(call(ours), call(theirs))
 
 
 def test_the_batch_encoding_reads_as_transformers(pair_of_tokenizers):
