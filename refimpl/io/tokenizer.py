@@ -128,7 +128,8 @@ _MULTIPLE = _Rule(lambda v: v is None or (_is_int(v) and 0 < v <= MAX_PADDED_LEN
 RULES = {
     "add_special_tokens": _FLAG, "is_split_into_words": _FLAG, "return_overflowing_tokens": _FLAG,
     "return_special_tokens_mask": _FLAG, "return_offsets_mapping": _FLAG, "return_length": _FLAG, "verbose": _FLAG,
-    "skip_special_tokens": _FLAG, "pair": _FLAG, "return_token_type_ids": _OPTIONAL_FLAG, "return_attention_mask": _OPTIONAL_FLAG,
+    "skip_special_tokens": _FLAG, "pair": _FLAG, "return_token_type_ids": _OPTIONAL_FLAG,
+    "return_attention_mask": _OPTIONAL_FLAG,
     "split_special_tokens": _OPTIONAL_FLAG, "clean_up_tokenization_spaces": _OPTIONAL_FLAG,
     "padding": _Rule(_one_of(PADDING_CHOICES), f"one of {PADDING_CHOICES}"),
     "truncation": _Rule(_one_of(TRUNCATION_CHOICES), f"one of {TRUNCATION_CHOICES}"),
