@@ -275,8 +275,7 @@ _KEYWORDS = ["add_special_tokens", "padding", "truncation", "max_length", "strid
 _ids = st.one_of(st.integers(-2**70, 2**70), st.integers(0, 699), st.floats(), st.none(), st.text(max_size=3),
                  st.lists(st.one_of(st.integers(-5, 800), st.floats(), st.booleans()), max_size=6),
                  st.lists(st.lists(st.integers(-2, 720), max_size=4), max_size=3),
-                 st.builds(np.array, st.lists(st.integers(0, 2**64 - 1), max_size=4)).map(
-                     lambda a: a.astype(np.uint64)))
+                 st.lists(st.integers(0, 2**64 - 1), max_size=4).map(lambda ids: np.array(ids, dtype=np.uint64)))
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
