@@ -202,6 +202,16 @@ def test_launch_listens_on_localhost_headless_without_usage_statistics():
         launch.run(parse("--port", "0"))
 
 
+def test_launch_opens_the_browser_only_where_there_is_a_display(monkeypatch):
+    """Would catch: `make app` trying to open a browser on a headless server, or never opening one on a desktop."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not launch.has_display()
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert launch.has_display()
+
+
 def test_launch_restricts_checkpoints_beyond_localhost(tmp_path):
     """Would catch: a public server letting visitors load any folder (the roots are passed only beyond
     localhost, and include --model and --model-root)."""
