@@ -226,7 +226,10 @@ def _load(code: str, include_dirs: tuple[str, ...], sanitize: bool, optimize: bo
     unit = code + "\n" + entry_points(code)
     headers = "".join(p.read_text() for p in sorted(RUNTIME_DIR.rglob("*.h")))
     included = "".join(p.read_text() for d in include_dirs for p in sorted(Path(d).glob("*.cuh")))
-    key = hashlib.sha256("\0".join([unit, headers, included, *command]).encode()).hexdigest()[:24]
+    # the key: what the compiler reads (the unit, the runtime's headers, the .cuh files of the include folders) and
+    # the flags, but not the include folders' paths, so that a copy of the headers in a new folder hits the cache
+    flags = [c for c in command if not any(c.endswith(d) for d in include_dirs)]
+    key = hashlib.sha256("\0".join([unit, headers, included, *flags]).encode()).hexdigest()[:24]
     library = cache_dir() / f"{key}{'-asan' if sanitize else ''}.so"
     if not library.exists():
         library.parent.mkdir(parents=True, exist_ok=True)
