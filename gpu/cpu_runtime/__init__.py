@@ -165,7 +165,8 @@ class CpuRuntime:
         return f"CpuRuntime(schedule={self.schedule!r}, seed={self.seed}, workers={self.workers})"
 
 
-_EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+(\w+)\s*\[\s*\]")
+_EXTERN_SHARED = re.compile(  # extern __shared__ [__align__(n)] TYPE NAME[]
+    r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s+(\w+)\s*\[\s*\]")
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(')
 
 
@@ -267,7 +268,8 @@ class RawKernel:
                             f"got {len(args)}")
         if shared_mem > self.max_dynamic_shared_size_bytes:
             raise KernelError(f"{self.name}: shared_mem={shared_mem} exceeds the function's "
-                              f"max_dynamic_shared_size_bytes={self.max_dynamic_shared_size_bytes} (opt in above 48 KB)")
+                              f"max_dynamic_shared_size_bytes={self.max_dynamic_shared_size_bytes} "
+                              "(opt in above 48 KB)")
         values, params, nbytes, writable = [], [], [], []
         for i, (a, code) in enumerate(zip(args, self.signature)):
             if code.startswith("*"):

@@ -3,13 +3,15 @@
 // semantics. Used by the tests (tests/gpu/test_cpu_runtime.py) through gpu/cpu_runtime/__init__.py, a stand-in for
 // cupy.RawModule / RawKernel; never by the model.
 //
-// Execution: every CUDA thread is a fiber (its own stack), all fibers of a block run on one OS thread, blocks are shared
-//   out to a few OS threads. A fiber runs until it reaches a barrier, then the next one runs; the order between
+// Execution: every CUDA thread is a fiber (its own stack), all fibers of a block run on one OS thread, blocks are
+//   shared out to a few OS threads. A fiber runs until it reaches a barrier, then the next one runs; the order between
 //   barriers is the launch's schedule (forward, reverse, shuffled, one warp at a time), so a race shows up as a
 //   result that depends on the schedule.
 // Shared memory: __shared__ is thread_local, one copy per OS thread = per running block. The dynamic array (extern
 //   __shared__) is filled with the poison byte 0xFF before each block (NaN as float or half, -1 as int) and every
-//   byte past the launched size is checked after it: a write there is an error.
+//   byte past the launched size is checked after it: a write there is an error. Static __shared__ arrays are not
+//   poisoned (they keep the previous block's values). The top of each fiber stack is poisoned too, which an
+//   unoptimised build (-O0: locals on the stack) turns into NaN for an uninitialised local.
 // Barriers: __syncthreads (and _or, _and, _count) wait for every thread of the block at the same barrier (file:line);
 //   a thread that exited, or waits at another barrier, is reported with the block, the threads and both barriers.
 //   __syncwarp, the warp shuffles and the nvcuda::wmma operations (include/mma.h) are barriers of the warp's lanes.
@@ -191,7 +193,14 @@ struct Launch {
     std::atomic<bool> failed{false};
     std::mutex error_mutex;
     std::string error;
-    struct Guarded { unsigned char* map; size_t map_bytes; unsigned char* data; size_t nbytes; int index; bool writeback; };
+    struct Guarded {  // an array argument's copy: its pages, where its bytes start, its argument index
+        unsigned char* map;
+        size_t map_bytes;
+        unsigned char* data;
+        size_t nbytes;
+        int index;
+        bool writeback;
+    };
     std::vector<Guarded> arrays;
 };
 
@@ -299,9 +308,6 @@ inline void syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) {
 struct Shuffle : WarpOp {
     uint64_t in = 0, out = 0;
     int arg = 0, width = 32, kind = 0;  // kind 0 xor, 1 down, 2 up, 3 idx
-    int lane = 0;
-    const char* file = "";
-    int line = 0;
 };
 
 inline void complete_shuffle(WarpOp* const* lanes) {
@@ -369,7 +375,8 @@ inline std::string describe(const std::vector<Fiber*>& fibers) {
         else it->second.push_back(f->tid);
     }
     std::string s;
-    for (auto& g : groups) s += (s.empty() ? "" : "; ") + std::string("threads ") + thread_ranges(g.second) + " " + g.first;
+    for (auto& g : groups)
+        s += (s.empty() ? "" : "; ") + std::string("threads ") + thread_ranges(g.second) + " " + g.first;
     return s;
 }
 
@@ -406,7 +413,6 @@ inline bool try_warp(Worker* W, unsigned w, std::string& error) {
 }
 
 inline bool try_block(Worker* W, std::string& error) {
-    Launch* L = W->launch;
     Fiber* lead = nullptr;
     for (Fiber& f : W->fibers)
         if (f.state == Wait::BLOCK) { lead = &f; break; }
@@ -429,7 +435,6 @@ inline bool try_block(Worker* W, std::string& error) {
         else if (lead->reduce == Reduce::COUNT) result += f.pred != 0;
     }
     for (Fiber& f : W->fibers) f.state = Wait::RUNNABLE, f.result = result;
-    (void)L;
     return true;
 }
 
@@ -523,7 +528,6 @@ inline void run_block(Worker* W) {
 // --- memory faults -----------------------------------------------------------------------------------------------
 
 inline Launch* g_launch = nullptr;
-inline std::vector<std::pair<unsigned char*, unsigned char*>>* g_stack_guards = nullptr;
 inline struct sigaction g_old_segv, g_old_bus;
 inline thread_local char tls_fault_message[512];
 
@@ -635,8 +639,10 @@ template <class T> inline T max(T a, T b) { return a < b ? b : a; }
 
 // The launch, called from Python (gpu/cpu_runtime/__init__.py) with cuLaunchKernel's argument convention: params[i]
 // points to argument i. array_bytes[i] >= 0 marks a pointer argument to an array of that many bytes (it is copied
-// into guarded pages for the launch and, where writable[i], back after it), -1 a scalar. Returns 0, or 1 with the error in `error`.
-extern "C" int cuda_cpu_launch(void (*run)(void**), const unsigned* grid, const unsigned* block, unsigned long long smem,
+// into guarded pages for the launch and, where writable[i], back after it), -1 a scalar. Returns 0, or 1 with the
+// error in `error`.
+extern "C" int cuda_cpu_launch(void (*run)(void**), const unsigned* grid, const unsigned* block,
+                               unsigned long long smem,
                                void** params, int nparams, const long long* array_bytes,
                                const int* writable, int schedule,
                                unsigned long long seed, int workers, char* error, int error_size) {
@@ -652,10 +658,12 @@ extern "C" int cuda_cpu_launch(void (*run)(void**), const unsigned* grid, const 
     L.nthreads = block[0] * block[1] * block[2];
     L.nwarps = (L.nthreads + WARP - 1) / WARP;
     auto refuse = [&](const std::string& m) { snprintf(error, error_size, "%s", m.c_str()); return 1; };
-    if (L.nthreads == 0 || L.nthreads > 1024) return refuse("a block has 1..1024 threads, got " + std::to_string(L.nthreads));
+    if (L.nthreads == 0 || L.nthreads > 1024)
+        return refuse("a block has 1..1024 threads, got " + std::to_string(L.nthreads));
     if (!grid[0] || !grid[1] || !grid[2] || grid[1] > 65535 || grid[2] > 65535)
         return refuse("grid dimensions must be >= 1 (y and z <= 65535)");
-    if (smem > SMEM_CAPACITY) return refuse("dynamic shared memory above the device's " + std::to_string(SMEM_CAPACITY));
+    if (smem > SMEM_CAPACITY)
+        return refuse("dynamic shared memory above the device's " + std::to_string(SMEM_CAPACITY));
 
     std::vector<void*> args(params, params + nparams);
     std::vector<void*> pointers(nparams);
@@ -691,7 +699,7 @@ extern "C" int cuda_cpu_launch(void (*run)(void**), const unsigned* grid, const 
     sigaction(SIGBUS, &on, &g_old_bus);
 
     const unsigned long long nblocks = (unsigned long long)grid[0] * grid[1] * grid[2];
-    const unsigned n = (unsigned)std::max(1ull, std::min<unsigned long long>((unsigned long long)std::max(workers, 1), nblocks));
+    const unsigned n = (unsigned)std::min<unsigned long long>((unsigned long long)std::max(workers, 1), nblocks);
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < n; ++t) pool.emplace_back(worker_main, &L);
     for (auto& t : pool) t.join();

@@ -10,10 +10,12 @@
 //   71 KB at 64, 111 KB at 128): the launcher raises the function's limit. DMAX is the head size rounded up to 32, 64
 //   or 128; the tiles are zero-padded to DMAX, so any D <= 128 works.
 // Tiles: a block holds 64 queries of one (b,h); warp w owns query rows 16w..16w+15. Key tiles of 64: the global keys
-//   first, then the band [q0-dW, q0+63+dW] (causal: [q0-dW, q0+63]) clipped to [0,N). The context accumulator lives in shared memory (float),
-//   because a WMMA accumulator's element-to-row mapping is unspecified and the online softmax rescales rows.
+//   first, then the band [q0-dW, q0+63+dW] (causal: [q0-dW, q0+63]) clipped to [0,N). The context accumulator
+//   lives in shared memory (float), because a WMMA accumulator's element-to-row mapping is unspecified and the
+//   online softmax rescales rows.
 // Versions: v1 (this file) WMMA (sm_80+: bf16 needs it). Compiled for sm_80/sm_90 without register spills; run on
-//   the CPU by tests/gpu/test_cpu_runtime.py (WMMA emulated); not yet timed on a GPU. Not Hopper's wgmma: a v2 would use mma.sync fragments in registers and asynchronous copies.
+//   the CPU by tests/gpu/test_cpu_runtime.py (WMMA emulated); not yet timed on a GPU. Not Hopper's wgmma: a v2
+//   would use mma.sync fragments in registers and asynchronous copies.
 
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>

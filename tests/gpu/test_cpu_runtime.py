@@ -35,8 +35,8 @@ from refimpl.attention import GLOBAL, LOCAL, MASKED, PADDING, global_slots
 
 pytestmark = pytest.mark.skipif(cpu_runtime.unavailable_reason() is not None,
                                 reason=f"CPU runtime: {cpu_runtime.unavailable_reason()}")
-needs_cuda_headers = pytest.mark.skipif(cpu_runtime.cuda_include_dir() is None,
-                                        reason="cuda_fp16.h not found (install the CUDA toolkit or nvidia-cuda-runtime)")
+needs_cuda_headers = pytest.mark.skipif(
+    cpu_runtime.cuda_include_dir() is None, reason="cuda_fp16.h not found (install the CUDA toolkit or nvidia-cuda-runtime)")
 
 SCHEDULES = tuple(cpu_runtime.SCHEDULES)  # forward, reverse, shuffle, warp
 KERNEL_ATOL = PROBS_ATOL  # float32 kernels against the reference: 2e-6, context and probabilities alike
@@ -179,8 +179,8 @@ def test_elementwise_kernels_equal_numpy(shape, schedule):
     assert_close(be.gelu(x), gelu(x), **tol, what="gelu")
     assert_close(be.bias_gelu(x, bias), gelu(x + bias), **tol, what="bias_gelu")
     assert_close(be.layer_norm(x, weight, bias, 1e-5), layer_norm(x, weight, bias, 1e-5), **tol, what="layer_norm")
-    assert_close(be.residual_layer_norm(x, residual, weight, bias, 1e-12), layer_norm(x + residual, weight, bias, 1e-12),
-                 **tol, what="residual_layer_norm")
+    assert_close(be.residual_layer_norm(x, residual, weight, bias, 1e-12),
+                 layer_norm(x + residual, weight, bias, 1e-12), **tol, what="residual_layer_norm")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -419,7 +419,8 @@ MUTATIONS = {  # name -> (edits, precision)
         [(F32, "        scores_to_smem(is_global_tile);  // pass 1\n        __syncthreads();\n",
           "        scores_to_smem(is_global_tile);  // pass 1\n")], "float32"),
     "removed __syncthreads (tile keys -> tile rows, tensor cores)": (
-        [(TC, "key_pos, key_ok);\n        __syncthreads();\n        load_key_rows", "key_pos, key_ok);\n        load_key_rows")],
+        [(TC, "key_pos, key_ok);\n        __syncthreads();\n        load_key_rows",
+          "key_pos, key_ok);\n        load_key_rows")],
         "bfloat16"),
     "bound check after the read (band key kind)": (
         [("common.cuh", "ok = pos < band_hi && kind_b[pos] == LOCAL;", "ok = kind_b[pos] == LOCAL && pos < band_hi;")],
