@@ -133,7 +133,7 @@ class CupyRuntime:
             cupy.cuda.runtime.cudaDevAttrMaxSharedMemoryPerBlockOptin, device.id)
 
     def asnumpy(self, a):
-        return self.runtime.asnumpy(a)
+        return self.xp.asnumpy(a)
 
 
 class CupyBackend(Backend):

@@ -179,3 +179,24 @@ def test_model_on_cupy_equals_numpy(checkpoint_factory):
     for layer, (a, e) in enumerate(zip(got.global_attentions, ref.global_attentions)):
         assert_close(asnumpy(a), e, atol=PROBS_ATOL, rtol=0, what=f"global_attentions[{layer}]")
 
+
+
+def test_cupy_runtime_reads_the_device(monkeypatch):
+    """CupyRuntime (the GPU's side of the runtime seam) with a stand-in cupy module: it takes cupy's arrays and
+    RawModule, the compute capability and the opt-in shared-memory limit, and asnumpy is cupy's. Catches a typo in
+    code that only a GPU would otherwise run."""
+    import types
+
+    from gpu.backend import CupyRuntime
+
+    runtime_api = types.SimpleNamespace(cudaDevAttrMaxSharedMemoryPerBlockOptin=97,
+                                        deviceGetAttribute=lambda attribute, device: 232448 if attribute == 97 else 0)
+    fake = types.SimpleNamespace(
+        RawModule=object, asnumpy=lambda a: ("host", a),
+        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(compute_capability="90", id=0),
+                                   runtime=runtime_api))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    runtime = CupyRuntime()
+    assert runtime.xp is fake and runtime.RawModule is object
+    assert runtime.compute_capability == (9, 0) and runtime.smem_optin == 232448
+    assert runtime.asnumpy(1) == ("host", 1)
