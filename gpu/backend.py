@@ -227,7 +227,7 @@ class CupyBackend(Backend):
             smem = swa_f32_smem_bytes(dmax)
         else:
             kernel = self._kernel("sliding_window_attention_tc.cu",
-                                f"sliding_window_attention_{_KERNEL_TYPE[self.precision]}_d{dmax}")
+                                  f"sliding_window_attention_{_KERNEL_TYPE[self.precision]}_d{dmax}")
             smem = swa_tc_smem_bytes(dmax)
         if smem > self.smem_optin:
             raise ValueError(f"the {self.precision} attention kernel for D={D} needs {smem} bytes of shared memory "
