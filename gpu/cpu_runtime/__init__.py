@@ -83,7 +83,8 @@ def unavailable_reason() -> str | None:
 @functools.cache
 def cuda_include_dir() -> Path | None:
     """Where cuda_fp16.h and cuda_bf16.h are: $CUDA_PATH/include, the toolkit of nvcc on PATH, or the include
-    folder of NVIDIA's pip packages (nvidia-cuda-runtime); None if none is installed."""
+    folder of NVIDIA's pip packages; None if none is installed. Only the toolkit is tried here: from pip, the
+    headers come in nvidia-cuda-runtime and need CCCL's <nv/target> (nvidia-cuda-cccl) on the include path too."""
     candidates = []
     if os.environ.get("CUDA_PATH"):
         candidates.append(Path(os.environ["CUDA_PATH"]) / "include")
