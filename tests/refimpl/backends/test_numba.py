@@ -392,3 +392,32 @@ def test_backend_puts_openblas_idle_threads_to_sleep(user_value, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     expected = 1 << int(user_value) if user_value else 16
     assert f"thread_timeout {expected}" in result.stdout, result.stdout
+
+
+WINDOW_CASES = {
+    # name: (B, H, N, D, W, trailing padding, global tokens, dilation, autoregressive)
+    "dilation 2, every head": (2, 2, 50, 16, 4, {1: 7}, {0: 2}, 2, False),
+    "dilation per head, 1 2 3": (1, 3, 61, 8, 3, {}, {0: 1}, [1, 2, 3], False),
+    "dilation wider than the input": (1, 2, 9, 8, 2, {}, {0: 1}, [1, 16], False),
+    "dilated band beyond the sequence": (2, 2, 300, 64, 40, {1: 33}, {0: 3, 1: 1}, [4, 1], False),
+    "autoregressive": (2, 2, 70, 16, 6, {1: 11}, {}, 1, True),
+    "autoregressive and dilated": (1, 3, 97, 8, 5, {}, {}, [1, 2, 3], True),
+}
+
+
+@pytest.mark.parametrize("name", list(WINDOW_CASES))
+def test_dilated_and_autoregressive_windows_equal_reference(name, numba_backend):
+    """Would catch: a dilated subsequence written back to the wrong rows, the appended global keys leaking into a
+    band, a global column pointing at the wrong key, or a causal band that still sees a later key (issue #15)."""
+    B, H, N, D, W, pad, n_global, dilation, autoregressive = WINDOW_CASES[name]
+    rng = np.random.default_rng(len(name))
+    inputs = attention_inputs(rng, B, H, N, D, kinds(rng, B, N, pad, n_global))
+    options = dict(dilation=dilation, autoregressive=autoregressive)
+    ref_context, ref_probs = sliding_window_attention(*inputs, W, True, **options)
+    context, probs = numba_backend.sliding_window_attention(*inputs, W, True, **options)
+    assert probs.shape == ref_probs.shape
+    assert_close(context, ref_context, atol=ATOL, rtol=0, what="context")
+    assert_close(probs, ref_probs, atol=PROBS_ATOL, rtol=0, what="probs")
+    alone, none = numba_backend.sliding_window_attention(*inputs, W, False, **options)
+    assert none is None
+    assert_close(alone, context, atol=0, rtol=0, what="context without probabilities")
