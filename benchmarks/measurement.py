@@ -66,7 +66,9 @@ def probe(spec=None) -> dict:
     """Versions, threads, the BLAS kernel and the threading variables, as a child sees them."""
     import importlib
 
-    info = {"cores": cores(), "numpy": np.__version__}
+    # as the child started, before any library (numba sets OMP_WAIT_POLICY when it is imported)
+    info = {"env": {k: v for k, v in os.environ.items() if k.startswith(THREADING_VARIABLES)},
+            "cores": cores(), "numpy": np.__version__}
     for name in ("numba", "torch", "transformers"):
         try:
             info[name] = importlib.import_module(name).__version__
@@ -84,7 +86,6 @@ def probe(spec=None) -> dict:
     except (ImportError, ValueError):
         pass
     info["blas"] = blas_description()
-    info["env"] = {k: v for k, v in os.environ.items() if k.startswith(THREADING_VARIABLES)}
     return info
 
 
