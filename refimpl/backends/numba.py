@@ -16,7 +16,7 @@ What is different from the reference, and why:
     over the keys with 4 queries x 4 head dims of V transposed as 16 running sums. Each job transposes the keys and
     values its queries see into its own buffer. Measured on the first machine (AMD Zen 4): pass 1 at ~70% and
     pass 3 at ~80% of NumPy's sgemm rate; one query against one key at a time reached ~35%. On an Intel Xeon
-    (Sapphire Rapids class, one thread, 4096 tokens, 12 heads of 64, W = 256; 125 ms in all): pass 1 ~40 ms (~80
+    (KVM guest, LLVM: rocketlake; one thread, 4096 tokens, 12 heads of 64, W = 256; 125 ms in all): pass 1 ~40 ms (~80
     GFLOP/s, near the 256-bit FMA peak, ~55% of OpenBLAS's 512-bit sgemm per core), pass 2 ~35 ms, pass 3 ~32 ms,
     the transposes and the rest ~10 ms. LLVM emits 256-bit vectors for this CPU (its tuning prefers them); forcing
     512-bit ones (NUMBA_CPU_FEATURES with -prefer-256-bit) was slower, 137 ms, and 8 head dims per sweep of pass 1
