@@ -1,4 +1,4 @@
-# longformer-lab: `make app` opens the visualizer, `make test` runs the tests, `make bench` the scaling benchmark.
+# longformer-lab: `make app` serves the explorer on localhost (the app's extras only), `make test` runs the tests, `make bench` the benchmark.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

@@ -270,11 +270,8 @@ class LongformerSelfAttention:
         self.backend = backend
         self.H, self.D = config.num_attention_heads, config.head_size
         self.w = config.window(layer) // 2  # W, one side
-        self.dilation = config.dilation(layer)  # H ints
+        self.dilation = list(config.dilation(layer))  # H ints
         self.autoregressive = config.autoregressive
-        # only where a layer uses them: backends whose kernels have neither still run every released checkpoint
-        self.window_options = ({"dilation": list(self.dilation), "autoregressive": True} if self.autoregressive
-                               else {"dilation": list(self.dilation)} if set(self.dilation) != {1} else {})
         for name in ("query", "key", "value", "query_global", "key_global", "value_global"):
             setattr(self, name, (params[f"{name}.weight"], params[f"{name}.bias"]))
         # the projections that read every token, stacked so that each group is one matrix product (as nanoGPT's c_attn)
@@ -299,8 +296,8 @@ class LongformerSelfAttention:
         q, k, v = self.project(hidden, self.qkv, 3)  # (B, H, N, D) each
         q *= scale
         context, probs = self.backend.sliding_window_attention(
-            q, k, v, kind, global_index, n_global, self.w, output_attentions,
-            **self.window_options)  # (B, H, N, D), (B, H, N, G+S)
+            q, k, v, kind, global_index, n_global, self.w, output_attentions, self.dilation,
+            self.autoregressive)  # (B, H, N, D), (B, H, N, G+S)
 
         global_probs = None
         if G > 0:

@@ -128,19 +128,21 @@ def run_backends(args) -> int:
 
 
 def add_convert_arguments(parser) -> None:
-    parser.add_argument("src", help="a transformers BERT or RoBERTa checkpoint folder (config.json, "
-                                    "model.safetensors, tokenizer files)")
+    parser.add_argument("src", help="a transformers BERT or RoBERTa checkpoint: a folder (config.json, "
+                                    "model.safetensors, tokenizer files) or a Hub repository name")
     parser.add_argument("dst", help="the folder to write the Longformer checkpoint into (new or empty)")
     parser.add_argument("--attention-window", type=int, default=512, metavar="W",
                         help="the full local window, both sides, even (default 512, as longformer-base-4096)")
     parser.add_argument("--max-positions", type=int, default=4096, metavar="N",
                         help="tokens the new position table holds; the learned ones are repeated (default 4096)")
-    parser.add_argument("--overwrite", action="store_true", help="write into DST even if it is not empty")
+    parser.add_argument("--overwrite", action="store_true", help="replace DST if it is a checkpoint folder (holds "
+                        "config.json); afterwards DST holds only the converted checkpoint")
+    parser.add_argument("--revision", default=None, help="the Hub revision of SRC (a branch, tag or commit)")
 
 
 def run_convert(args) -> int:
     s = convert(args.src, args.dst, attention_window=args.attention_window, max_positions=args.max_positions,
-                progress=True, overwrite=args.overwrite)
+                progress=True, overwrite=args.overwrite, revision=args.revision)
     print(f"converted {s.source_type} checkpoint {s.source}")
     print(f"  layers            {s.num_layers} (hidden size {s.hidden_size})")
     print(f"  positions         {s.source_positions} -> {s.positions} (table of {s.max_position_embeddings} rows, "

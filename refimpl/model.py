@@ -153,14 +153,16 @@ class LongformerPreTrainedModel:
         them, as transformers does; missing encoder weights are an error.
         """
         hub_kwargs, overrides = hub.split_hub_keywords(kwargs)
-        folder = hub.resolve(pretrained_model_name_or_path, ["config.json", "model.safetensors"], **hub_kwargs)
+        folder = checkpoint.weights_folder(pretrained_model_name_or_path, **hub_kwargs)  # only the weight files
         if config is None:
-            config = LongformerConfig.from_json_file(hub.resolve(folder, ["config.json"]) / "config.json")
+            config = LongformerConfig.from_json_file(
+                hub.resolve(pretrained_model_name_or_path, ["config.json"], **hub_kwargs) / "config.json")
         elif not isinstance(config, LongformerConfig):
             raise ValueError(f"config must be a refimpl LongformerConfig, got {type(config).__name__}")
         if overrides:
             config = config.copy(**overrides)
-        tensors = checkpoint.read_tensors(folder)
+        tensors = checkpoint.read_tensors(folder, allow_non_finite=allow_non_finite)
+        checkpoint.check_layers(tensors, config.num_hidden_layers)  # before anything is built per layer
         shapes, optional = cls.expected_shapes(config)
         head = cls.head_shapes(config)
         params, _ = checkpoint.match_keys(tensors, shapes, optional + tuple(head))

@@ -203,7 +203,8 @@ def test_the_seed_documents_training_snippet_runs(tmp_path):
         input_ids = tokenizer.encode('This is a sentence from [MASK] training data', return_tensors='pt')
         mlm_labels = tokenizer.encode('This is a sentence from the training data', return_tensors='pt')
         loss = model(input_ids, labels=input_ids, masked_lm_labels=mlm_labels)[0]
-    The checkpoint's tokenizer names its mask token [MASK], so both texts have the same length."""
+    The checkpoint's tokenizer names its mask token [MASK] (taking the space before it, as RoBERTa's <mask> does),
+    so both texts have the same length."""
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
@@ -211,7 +212,8 @@ def test_the_seed_documents_training_snippet_runs(tmp_path):
     bpe.train_from_iterator([text], vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "[MASK]"],
                             show_progress=False)
     bpe.save_model(str(tmp_path))
-    (tmp_path / "special_tokens_map.json").write_text(json.dumps({"mask_token": "[MASK]"}))
+    mask = {"content": "[MASK]", "lstrip": True, "rstrip": False, "normalized": False, "single_word": False}
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps({"mask_token": mask}))  # as RoBERTa's <mask>
     cfg = refimpl.LongformerConfig(**{**SMALL, "vocab_size": bpe.get_vocab_size()})
     refimpl.LongformerForMaskedLM(cfg, seed=0).save_pretrained(tmp_path)
     tokenizer = refimpl.LongformerTokenizer.from_pretrained(tmp_path)

@@ -139,15 +139,11 @@ def test_folders_that_are_not_checkpoints(checkpoint_factory, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# from_pretrained's use of the checkpoint functions. Strict xfail until model.py's from_pretrained calls
-# checkpoint.weights_folder(name, **hub_kwargs), checkpoint.check_layers(tensors, config.num_hidden_layers) before
-# expected_shapes, and read_tensors(folder, allow_non_finite=allow_non_finite); remove the marks then.
+# from_pretrained's use of the checkpoint functions: checkpoint.weights_folder(name, **hub_kwargs),
+# checkpoint.check_layers(tensors, config.num_hidden_layers) before expected_shapes, and
+# read_tensors(folder, allow_non_finite=allow_non_finite).
 # ---------------------------------------------------------------------------------------------------------------
 
-WIRING = "from_pretrained does not yet call checkpoint.weights_folder / check_layers / read_tensors(allow_non_finite=)"
-
-
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_from_pretrained_loads_non_finite_weights_when_asked(checkpoint_factory, tmp_path):
     directory, _ = checkpoint_factory("LongformerModel")
     copy_checkpoint(directory, tmp_path / "ckpt")
@@ -160,7 +156,6 @@ def test_from_pretrained_loads_non_finite_weights_when_asked(checkpoint_factory,
     assert np.isnan(model(np.array([[0, 5, 2]])).pooler_output[0, 0])
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_from_pretrained_refuses_ten_million_layers_at_once(checkpoint_factory, tmp_path):
     """Run in a subprocess held to 2 GiB of address space and 60 s, so that the unwired version fails fast
     instead of taking the shared machine's memory."""
@@ -193,7 +188,6 @@ except ValueError as e:
     assert float(seconds) < 1.0
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_from_pretrained_fetches_the_shards_of_a_hub_repository(checkpoint_factory, tmp_path, monkeypatch):
     import huggingface_hub
     from huggingface_hub import errors
