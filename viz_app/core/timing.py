@@ -1,5 +1,5 @@
 """Complexity scaling: time and peak memory against sequence length, for dense attention and every backend, from the
-results `longformer-lab bench` committed (benchmarks/scaling.py) or measured live (a small range) in this process.
+results `longformer-lab bench` committed (benchmarks/) or measured live (a small range) in this process.
 
 The live measurement times the part of attention where dense and sliding-window attention differ: passes 1-3 of
 refimpl/attention.py, called through the backend contract `sliding_window_attention(q, k, v, kind, ...)` on prepared
@@ -24,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import scaling as bench
+import benchmarks
+from benchmarks.report import fitted_slope
 from refimpl.attention import GLOBAL, LOCAL, global_slots
+from refimpl.backends import get_backend
 
 LIVE_LENGTHS = (256, 512, 1024, 2048)
 HEADS, HEAD_SIZE, WINDOW = 12, 32, 128  # the default model's attention (all-MiniLM-L6-v2 as a Longformer)
-# after the warm-up: OpenBLAS's idle threads spin for about 0.1 s after a product and, on few cores, take them from
-# the method being timed (benchmarks/scaling.py sets OPENBLAS_THREAD_TIMEOUT in its children; in this process, wait)
-SETTLE_SECONDS = 0.3
+# after the warm-up: where OpenBLAS's idle threads still spin after a product (the numba backend stops that when it
+# is made; another method does not), a short pause keeps them from taking the cores from the method being timed
+SETTLE_SECONDS = 0.1
 DENSE = "dense"
 METRICS = ("seconds", "peak_bytes")
 
@@ -40,13 +42,15 @@ METRICS = ("seconds", "peak_bytes")
 # Committed results
 # ---------------------------------------------------------------------------------------------------------------
 
-WHAT = {"attention": "one attention layer", "model": "the whole model (12 layers)"}  # the benchmark's two sweeps
-TIMED = {"attention": "one attention call", "model": "one forward pass of the whole model"}  # what each call is
+WHAT = {"kernel": "the band kernel (passes 1-3)", "attention": "one attention layer",
+        "model": "the whole model (12 layers)"}  # the benchmark's sweeps
+TIMED = {"kernel": "one call of passes 1-3", "attention": "one attention call",
+         "model": "one forward pass of the whole model"}  # what each call is
 
 
 def results_dir() -> Path:
     """benchmarks/, where `longformer-lab bench` writes scaling_<what>.json."""
-    return Path(bench.__file__).resolve().parent
+    return Path(benchmarks.__file__).resolve().parent
 
 
 def find_results(folder: Path | None = None) -> list[Path]:
@@ -95,7 +99,7 @@ def series(records: list[dict]) -> dict:
 def fits(by_method: dict) -> dict:
     """(method, metric) -> fitted slope."""
     return {(m, metric): s for m, data in by_method.items() for metric in METRICS
-            if (s := bench.fitted_slope(data["n"], data[metric])) is not None}
+            if (s := fitted_slope(data["n"], data[metric])) is not None}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,7 +130,7 @@ def attention_inputs(n: int, seed: int = 0):
 
 def method_call(method: str, n: int):
     """A no-argument function that runs passes 1-3 of `method` at length n, on inputs prepared beforehand."""
-    backend = bench.make_backend(method)  # "dense" is the benchmark's DenseBackend, the rest refimpl's backends
+    backend = get_backend(method)  # "dense" is the full n x n formulation, a backend like the others
     q, k, v, kind, global_index, n_global = (backend.asarray(a) for a in attention_inputs(n))
 
     def call():
