@@ -95,6 +95,7 @@ class LongformerForMaskedLM(LongformerPreTrainedModel):
     """dense -> GELU -> LayerNorm -> decoder tied to the word embeddings. No default global attention."""
 
     optional_head_keys = ("lm_head.decoder.weight", "lm_head.decoder.bias", "lm_head.bias")
+    alias_head_keys = ("lm_head.decoder.bias",)  # the same array as lm_head.bias
 
     @classmethod
     def head_shapes(cls, config):
@@ -117,10 +118,8 @@ class LongformerForMaskedLM(LongformerPreTrainedModel):
             params["lm_head.decoder.weight"] = params["embeddings.word_embeddings.weight"]
         elif "lm_head.decoder.weight" not in params:
             raise ValueError("tie_word_embeddings is false but the checkpoint has no lm_head.decoder.weight")
-        if "lm_head.bias" not in params and "lm_head.decoder.bias" not in params:
-            raise ValueError("the checkpoint is missing the output bias of the LM head (lm_head.bias)")
-        params.setdefault("lm_head.bias", params.get("lm_head.decoder.bias"))
-        params.pop("lm_head.decoder.bias", None)
+        if "lm_head.decoder.bias" in params:
+            params.setdefault("lm_head.bias", params.pop("lm_head.decoder.bias"))
         return params
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,

@@ -110,6 +110,7 @@ class LongformerPreTrainedModel:
 
     add_pooling_layer = False  # LongformerModel and the multiple-choice head use the pooler
     optional_head_keys: tuple = ()  # head weights a checkpoint may leave out (tied ones)
+    alias_head_keys: tuple = ()  # saved names of weights that tie_weights files under another name
 
     def __init__(self, config: LongformerConfig, params: dict[str, np.ndarray] | None = None, *, backend="numpy",
                  seed: int | None = None):
@@ -166,13 +167,14 @@ class LongformerPreTrainedModel:
         shapes, optional = cls.expected_shapes(config)
         head = cls.head_shapes(config)
         params, _ = checkpoint.match_keys(tensors, shapes, optional + tuple(head))
-        missing_head = [k for k in head if k not in params and k not in cls.optional_head_keys]
+        params = cls.tie_weights(params, config)  # tied and aliased weights first: they are not missing
+        missing_head = [k for k in head if k not in params and k not in cls.alias_head_keys]
         if missing_head:
             warnings.warn(
                 f"Some weights of {cls.__name__} were not in the checkpoint at {os.fspath(folder)} and are newly "
                 f"initialized: {missing_head}. Train the head before using its predictions.", stacklevel=2)
             params.update(init_weights({k: head[k] for k in missing_head}, config, np.random.default_rng()))
-        return cls(config, cls.tie_weights(params, config), backend=backend)
+        return cls(config, params, backend=backend)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write config.json and model.safetensors that transformers' from_pretrained also loads."""

@@ -193,6 +193,10 @@ def test_a_head_from_a_base_checkpoint_gets_new_weights_and_a_warning(checkpoint
         model = refimpl.LongformerForSequenceClassification.from_pretrained(directory, num_labels=4)
     ids = np.random.default_rng(5).integers(3, 97, size=(3, 11))
     assert model(ids).logits.shape == (3, 4)
+    with pytest.warns(UserWarning, match=r"newly initialized: \['lm_head.dense.weight'.*'lm_head.bias'\]"):
+        mlm = refimpl.LongformerForMaskedLM.from_pretrained(directory)
+    assert not mlm.params["lm_head.bias"].any()  # a new bias is 0; the decoder is the word table
+    assert mlm.params["lm_head.decoder.weight"] is mlm.params["embeddings.word_embeddings.weight"]
     head_dir, _ = checkpoint_factory("LongformerForTokenClassification")
     with pytest.warns(UserWarning, match="unused by this model"):
         refimpl.LongformerModel.from_pretrained(head_dir)  # and a head checkpoint into a base model still loads
