@@ -81,6 +81,12 @@ def labels_of(labels, name: str, shape: tuple, integer: bool = True) -> np.ndarr
     return labels if integer else labels.astype(np.float64)
 
 
+def token_loss(logits, labels):
+    """Cross-entropy of one label per token: logits (B, N, K), labels (B, N) (-100: ignored)."""
+    labels = labels_of(labels, "labels", logits.shape[:2])
+    return cross_entropy(asnumpy(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
 def batch_shape(input_ids, inputs_embeds, dims: int) -> tuple:
     """The (B, N) (or (B, K, N)) shape of the inputs, from the ids or from the embeddings."""
     if input_ids is not None:
@@ -136,10 +142,7 @@ class LongformerForMaskedLM(LongformerPreTrainedModel):
                           inputs_embeds, output_attentions, output_hidden_states)
         x = self.backend.gelu(self.dense(out.last_hidden_state))  # (B, N, C)
         logits = self.decoder(self.layer_norm(x))  # (B, N, V)
-        loss = None
-        if labels is not None:
-            labels = labels_of(labels, "labels", logits.shape[:2])
-            loss = cross_entropy(asnumpy(logits).reshape(-1, self.config.vocab_size), labels.reshape(-1))
+        loss = None if labels is None else token_loss(logits, labels)
         return self.returned(LongformerMaskedLMOutput(loss, logits, out.hidden_states, out.attentions,
                                                       out.global_attentions), return_dict)
 
@@ -207,10 +210,7 @@ class LongformerForTokenClassification(LongformerPreTrainedModel):
         out = self.encode(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
                           inputs_embeds, output_attentions, output_hidden_states)
         logits = self.classifier(out.last_hidden_state)  # (B, N, L)
-        loss = None
-        if labels is not None:
-            labels = labels_of(labels, "labels", logits.shape[:2])
-            loss = cross_entropy(asnumpy(logits).reshape(-1, self.config.num_labels), labels.reshape(-1))
+        loss = None if labels is None else token_loss(logits, labels)
         return self.returned(LongformerTokenClassifierOutput(loss, logits, out.hidden_states, out.attentions,
                                                              out.global_attentions), return_dict)
 
