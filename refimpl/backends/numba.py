@@ -504,7 +504,15 @@ def quiet_openblas_threads() -> list[str]:
                           RuntimeWarning, stacklevel=3)
             done.append(f"{path}: thread_timeout not found, untouched")
             continue
-        before, timeout.value = timeout.value, OPENBLAS_TIMEOUT_CYCLES
+        before = timeout.value
+        if before & (before - 1) or not 1 << 4 <= before <= 1 << 30:
+            # OpenBLAS keeps 2^k cycles with 4 <= k <= 30 there; anything else means the address is not that variable
+            warnings.warn(f"{path}: the value at thread_timeout's address is {before}, not a timeout OpenBLAS would "
+                          "set; nothing written. Start Python with OPENBLAS_THREAD_TIMEOUT=4 to stop the spinning",
+                          RuntimeWarning, stacklevel=3)
+            done.append(f"{path}: thread_timeout reads {before}, untouched")
+            continue
+        timeout.value = OPENBLAS_TIMEOUT_CYCLES
         done.append(f"{path}: thread_timeout {before} -> {OPENBLAS_TIMEOUT_CYCLES} cycles")
     return done
 
