@@ -323,3 +323,79 @@ def test_results_loading_and_slopes(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ValueError):
         timing.load_results(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dilated and autoregressive bands (issue #15): every view that reads band slots, against the dense oracle
+# ---------------------------------------------------------------------------------------------------------------
+
+def oracle_result(n=23, w=2, G=(), dilations=(1, 2, 3), autoregressive=False, seed=0):
+    """A ForwardResult made by the reference's own band attention (passes 1-3) on random q, k, v, with one
+    dilation per head, and the dense oracle's probabilities (H, N, N) on the same inputs."""
+    from refimpl.attention import global_slots, sliding_window_attention
+    from refimpl.dense import dense_attention
+
+    H = len(dilations)
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal((1, H, n, 4)).astype(np.float32) for _ in range(3))  # (B, H, N, D)
+    kind = np.full((1, n), LOCAL)
+    kind[0, list(G)] = GLOBAL
+    global_index, n_global = global_slots(kind)
+    _, local = sliding_window_attention(q, k, v, kind, global_index, n_global, w, True, list(dilations),
+                                        autoregressive)  # (1, H, N, G + S)
+    _, probs = dense_attention(q, k, v, q, k, v, kind, w, list(dilations), autoregressive)  # (1, H, N, N)
+    glob = tuple([probs[0][:, list(G), :].transpose(0, 2, 1).astype(np.float32)]) if G else None  # (H, N, G)
+    result = fw.ForwardResult((np.asarray(local[0], np.float32),), glob, np.asarray(G, dtype=np.int64), (2 * w,),
+                              np.arange(n), 0.0, "numpy", dilations=(tuple(dilations),),
+                              autoregressive=autoregressive)
+    return result, probs[0]
+
+
+@pytest.mark.parametrize("autoregressive, G", [(False, ()), (False, (0, 11)), (True, ())])
+def test_dilated_and_causal_bands_read_back_as_the_dense_oracle(autoregressive, G):
+    """Would catch: a view reading slot t as key i + t - W (dilation 1), or assuming 2W+1 slots in a causal layer,
+    in the matrix, the rows, the columns, the mean over heads of different dilations, the statistics, the mosaic."""
+    result, probs = oracle_result(G=G, autoregressive=autoregressive)
+    H, n = result.num_heads, result.n
+    assert result.local[0].shape[2] == len(G) + (3 if autoregressive else 5)
+    offsets = result.offsets(0)
+    assert offsets.tolist()[2] == ([-6, -3, 0] if autoregressive else [-6, -3, 0, 3, 6])
+    for h in range(H):
+        np.testing.assert_allclose(av.dense_head(result, 0, h), probs[h], atol=1e-6)
+        for j in (0, 5, 11, n - 1):
+            local_w, global_w = av.query_weights(result, 0, h, j)
+            np.testing.assert_allclose(local_w + global_w, probs[h, j], atol=1e-6)
+            from_local, from_global = av.key_weights(result, 0, h, j)
+            np.testing.assert_allclose(from_local + from_global, probs[h, :, j], atol=1e-6)
+    np.testing.assert_allclose(av.dense_head(result, 0, "mean"), probs.mean(0), atol=1e-6)
+    np.testing.assert_allclose(sum(av.query_weights(result, 0, "mean", 7)), probs.mean(0)[7], atol=1e-6)
+    if autoregressive:  # nothing after the query, in any head
+        assert not np.triu(av.dense_head(result, 0, "mean"), 1).any()
+    kind = result.kind
+    stats = head_stats.head_stats(result)
+    for metric, value in direct_stats(probs, kind).items():
+        np.testing.assert_allclose(stats.values[metric][0], value, atol=1e-5, err_msg=metric)
+    mosaic, cells, block = av.model_view(result)
+    np.testing.assert_allclose(mosaic[:cells, (cells + 1) * 2:], probs[2], atol=1e-6)
+
+
+def test_dilation_field_and_model_with_dilation_and_causal_windows():
+    """Would catch: a per-head spec read wrongly, a bad spec crashing instead of a message, model_with dropping the
+    dilation or the causal flag."""
+    assert fw.parse_dilation("2", 4) == (2, 2, 2, 2)
+    assert fw.parse_dilation(" 1, 1,2 ,2", 4) == (1, 1, 2, 2)
+    for bad in ("0", "1,2", "a", "1,1,1,-1"):
+        with pytest.raises(ValueError):
+            fw.parse_dilation(bad, 4)
+    from refimpl.config import LongformerConfig
+    from refimpl.model import LongformerModel
+
+    config = LongformerConfig(vocab_size=40, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=16, max_position_embeddings=64, attention_window=4)
+    base = LongformerModel(config, seed=0)
+    model = fw.model_with(base, "numpy", (4, 2), ((1, 2), (3, 3)), True)
+    assert model.config.dilation(0) == (1, 2) and model.config.dilation(1) == (3, 3) and model.config.autoregressive
+    assert base.config.autoregressive is False
+    result = fw.run_forward(model, np.arange(3, 20), ())
+    assert result.dilations == ((1, 2), (3, 3)) and result.autoregressive
+    assert result.local[0].shape[2] == 3 and result.local[1].shape[2] == 2

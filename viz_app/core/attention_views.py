@@ -6,7 +6,14 @@ Nothing here is N x N except one head's matrix at a time (`dense_head`), which a
 (4096^2 float32 = 64 MB). The overview is block-max downsampled, so that a one-token-wide diagonal or global stripe
 survives (a mean would fade it); each cell also keeps which pair held its maximum, so a hover can name it.
 
-Legend: N tokens, H heads, L layers, W one-sided window (window // 2), G global tokens, R x C cells drawn.
+Band slots: slot t of query i in head h holds key i + d_h (t - W) (d_h the head's dilation; S = 2W + 1 slots, or
+W + 1 in an autoregressive layer), read from `ForwardResult.offsets` and turned into keys here, in `layout_to_dense`,
+`query_weights` and `key_weights` only. refimpl.dense.outputs_to_dense assumes dilation 1, so it is not used. With
+heads of different dilations a slot is a different key in each head, so "mean over heads" averages the heads' rows
+(or matrices), never their layouts.
+
+Legend: N tokens, H heads, L layers, W one-sided window (window // 2), G global tokens, S band slots,
+R x C cells drawn.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refimpl.dense import outputs_to_dense
 from viz_app.core.forward import ForwardResult
 
 # the overview matrix is at most this many cells a side (block-max past it): each cell carries its hover text, and
@@ -29,8 +35,8 @@ SPAN_LIMIT = 64  # the head view draws lines between the tokens of a span of at 
 
 
 def head_outputs(result: ForwardResult, layer: int, head) -> tuple[np.ndarray, np.ndarray | None]:
-    """(local (N, G + 2W + 1), glob (N, G) or None) of one head, or their mean over heads, as float32.
-    The mean of the layouts is the layout of the mean: both converters to N x N are linear."""
+    """(local (N, G + S), glob (N, G) or None) of one head, or their mean over heads, as float32. The mean's band
+    slots mix keys when the heads' dilations differ: use it only for drawing the layout itself (band_view)."""
     def pick(a):
         return a.mean(axis=0, dtype=np.float32) if head == "mean" else a[int(head)].astype(np.float32)
 
@@ -38,12 +44,41 @@ def head_outputs(result: ForwardResult, layer: int, head) -> tuple[np.ndarray, n
     return pick(result.local[layer]), glob
 
 
+def _heads(result: ForwardResult, head) -> list[int]:
+    return list(range(result.num_heads)) if head == "mean" else [int(head)]
+
+
+def layout_to_dense(local: np.ndarray, glob: np.ndarray | None, global_positions: np.ndarray,
+                    offsets: np.ndarray) -> np.ndarray:
+    """One head's (N, N) attention from its band layout: local (N, G + S), glob (N, G) or None, offsets (S,) the
+    key - query of each band slot. A global query's row is its global column, not its (unused) band slots."""
+    N = local.shape[0]
+    G = len(global_positions)
+    dense = np.zeros((N, N), np.float32)
+    is_local = np.ones(N, bool)
+    is_local[global_positions] = False
+    i = np.flatnonzero(is_local)[:, None]  # (S_q, 1) local queries
+    keys = i + offsets[None, :]  # (S_q, S)
+    inside = (keys >= 0) & (keys < N)
+    rows = np.broadcast_to(i, keys.shape)
+    dense[rows[inside], keys[inside]] = local[:, G:][rows[inside], np.nonzero(inside)[1]]
+    if G:
+        dense[i, global_positions[None, :]] = local[i[:, 0], :G]  # a band slot on a global key holds 0
+        if glob is not None:
+            dense[global_positions] = glob.T  # (G, N)
+    return dense
+
+
 def dense_head(result: ForwardResult, layer: int, head) -> np.ndarray:
-    """The full (N, N) attention of one head (or the mean), from the model's two outputs."""
-    local, glob = head_outputs(result, layer, head)
-    dense = outputs_to_dense(local[None, None], None if glob is None else glob[None, None], result.kind[None],
-                             result.w(layer))  # (1, 1, N, N)
-    return dense[0, 0]
+    """The full (N, N) attention of one head (or the mean over heads), from the model's two outputs."""
+    offsets = result.offsets(layer)  # (H, S)
+    heads = _heads(result, head)
+    dense = np.zeros((result.n, result.n), np.float32)
+    for h in heads:
+        glob = None if result.glob is None else result.glob[layer][h].astype(np.float32)
+        dense += layout_to_dense(result.local[layer][h].astype(np.float32), glob, result.global_positions,
+                                 offsets[h])
+    return dense / len(heads)
 
 
 def block_max(a: np.ndarray, block: int, axes=(0, 1)) -> np.ndarray:
@@ -123,8 +158,8 @@ def region_around(n: int, centre: int, size: int = 64) -> tuple[int, int]:
 
 
 def band_view(result: ForwardResult, layer: int, head, rows: int = OVERVIEW_CELLS):
-    """Longformer's own layout: (global columns (R, G), band (R, 2W+1), queries per row), with the queries
-    block-max downsampled to at most `rows` rows. Band slot t of query i is key i + t - W."""
+    """Longformer's own layout: (global columns (R, G), band (R, S), queries per row), with the queries
+    block-max downsampled to at most `rows` rows. Band slot t of query i is key i + d_h (t - W)."""
     local, _ = head_outputs(result, layer, head)
     G = len(result.global_positions)
     block = block_size(result.n, rows)
@@ -132,45 +167,51 @@ def band_view(result: ForwardResult, layer: int, head, rows: int = OVERVIEW_CELL
 
 
 def query_weights(result: ForwardResult, layer: int, head, query: int) -> tuple[np.ndarray, np.ndarray]:
-    """How much `query` attends to each key: (local (N,), global (N,)).
+    """How much `query` attends to each key: (local (N,), global (N,)); the mean over heads is the mean of rows.
 
     A local query spreads one softmax over its band (local) and the global tokens (global). A global query
     attends to every token with its own projections: that whole row is returned as global.
     """
-    local, glob = head_outputs(result, layer, head)
-    n, w, G = result.n, result.w(layer), len(result.global_positions)
+    n, G = result.n, len(result.global_positions)
+    offsets = result.offsets(layer)  # (H, S)
     local_w, global_w = np.zeros(n, np.float32), np.zeros(n, np.float32)
     hits = np.flatnonzero(result.global_positions == query)
-    if len(hits):
-        global_w[:] = glob[:, hits[0]]
-        return local_w, global_w
-    keys = query + np.arange(2 * w + 1) - w  # (2W+1,) key of each band slot
-    inside = (keys >= 0) & (keys < n)
-    local_w[keys[inside]] = local[query, G:][inside]
-    global_w[result.global_positions] = local[query, :G]
-    return local_w, global_w
+    heads = _heads(result, head)
+    for h in heads:
+        local = result.local[layer][h]
+        if len(hits):
+            global_w += result.glob[layer][h][:, hits[0]]
+            continue
+        keys = query + offsets[h]  # (S,) key of each band slot
+        inside = (keys >= 0) & (keys < n)
+        local_w[keys[inside]] += local[query, G:][inside]
+        global_w[result.global_positions] += local[query, :G]
+    return local_w / len(heads), global_w / len(heads)
 
 
 def key_weights(result: ForwardResult, layer: int, head, key: int) -> tuple[np.ndarray, np.ndarray]:
     """Who attends to `key`, and how much: (from local queries (N,), from global queries (N,)), i.e. column `key`
-    of the matrix, read from the band layout in O(N) (O(W) for a local key). A local query reaches a key through
-    its band (slot t = key - query + W) or, when the key is global, through that key's global column."""
-    local, glob = head_outputs(result, layer, head)
-    n, w, G = result.n, result.w(layer), len(result.global_positions)
+    of the matrix, read from the band layout in O(N) (O(S) for a local key). A local query reaches a key through
+    its band (the slot t with query + d_h (t - W) = key) or, when the key is global, through its global column."""
+    n, G = result.n, len(result.global_positions)
+    offsets = result.offsets(layer)  # (H, S)
     from_local, from_global = np.zeros(n, np.float32), np.zeros(n, np.float32)
     is_local = result.kind == 1  # refimpl.attention.LOCAL
     hits = np.flatnonzero(result.global_positions == key)
-    if len(hits):
-        from_local[is_local] = local[is_local, hits[0]]
-    else:
-        queries = key - (np.arange(2 * w + 1) - w)  # (2W+1,) the query whose slot t holds this key
-        inside = (queries >= 0) & (queries < n)
-        q, t = queries[inside], np.flatnonzero(inside)
-        from_local[q] = local[q, G + t]
-        from_local[~is_local] = 0.0  # a global query's band slots are not its attention (its row is in glob)
-    if glob is not None:
-        from_global[result.global_positions] = glob[key]  # global query s attends to key with glob[key, s]
-    return from_local, from_global
+    heads = _heads(result, head)
+    for h in heads:
+        local = result.local[layer][h]
+        if len(hits):
+            from_local[is_local] += local[is_local, hits[0]]
+        else:
+            queries = key - offsets[h]  # (S,) the query whose slot t holds this key
+            inside = (queries >= 0) & (queries < n)
+            q, t = queries[inside], np.flatnonzero(inside)
+            keep = is_local[q]  # a global query's band slots are not its attention (its row is in glob)
+            from_local[q[keep]] += local[q[keep], G + t[keep]]
+        if result.glob is not None:
+            from_global[result.global_positions] += result.glob[layer][h][key]  # global query s: glob[key, s]
+    return from_local / len(heads), from_global / len(heads)
 
 
 def model_view(result: ForwardResult, cells: int = MODEL_VIEW_CELLS) -> tuple[np.ndarray, int, int]:
@@ -185,12 +226,9 @@ def model_view(result: ForwardResult, cells: int = MODEL_VIEW_CELLS) -> tuple[np
     L, H = result.num_layers, result.num_heads
     mosaic = np.full((L * (c + 1) - 1, H * (c + 1) - 1), np.nan, dtype=np.float32)
     for layer in range(L):
-        glob = None if result.glob is None else result.glob[layer].astype(np.float32)[None]
-        dense = outputs_to_dense(result.local[layer].astype(np.float32)[None], glob, result.kind[None],
-                                 result.w(layer))[0]  # (H, N, N)
-        small = block_max(dense, block, axes=(1, 2))  # (H, c, c)
         for head in range(H):
-            mosaic[layer * (c + 1):layer * (c + 1) + c, head * (c + 1):head * (c + 1) + c] = small[head]
+            small = block_max(dense_head(result, layer, head), block)  # (c, c)
+            mosaic[layer * (c + 1):layer * (c + 1) + c, head * (c + 1):head * (c + 1) + c] = small
     return mosaic, c, block
 
 

@@ -164,18 +164,22 @@ def matrix_figure(m, surfaces, global_positions, scale: str = "log", title: str 
 
 
 def band_figure(global_cols: np.ndarray, band: np.ndarray, block: int, n: int, w: int, global_positions, surfaces,
-                scale: str = "log", title: str = "", query: int | None = None) -> go.Figure:
-    """Longformer's own layout: query x relative offset (-W .. W), with the G global columns beside it.
+                scale: str = "log", title: str = "", query: int | None = None, dilation: int | None = 1) -> go.Figure:
+    """Longformer's own layout: query x band slot t - W (-W .. W, or -W .. 0 when autoregressive: band has S
+    columns), with the G global columns beside it. Slot t holds key query + d (t - W); dilation None: the heads
+    shown have different dilations (a mean), so a slot names no single key.
     Rows are queries (block-max over `block` queries per row when the input is long). Global queries' rows are
     blank here (they attend to every token, through their own projections) and marked in orange."""
     G = global_cols.shape[1]
-    R = band.shape[0]
+    R, S = band.shape
     band_shown, cbar = colour(band, scale)
+    what = ("key = query + offset" if dilation == 1 else f"key = query + {dilation}·offset" if dilation
+            else "key = query + d·offset, d per head")
+    band_title = f"band: {what} (W = {w}{', causal' if S == w + 1 else ''})"
     panels = 2 if G else 1
     fig = make_subplots(rows=1, cols=panels, shared_yaxes=True, horizontal_spacing=0.02,
-                        column_widths=[max(G, 0.12 * (2 * w + 1)), 2 * w + 1] if G else None,
-                        subplot_titles=(["global columns", f"band: key = query + offset (W = {w})"] if G
-                                        else [f"band: key = query + offset (W = {w})"]))
+                        column_widths=[max(G, 0.12 * S), S] if G else None,
+                        subplot_titles=(["global columns", band_title] if G else [band_title]))
     row_start = np.arange(R) * block
     row_names = [_range_name(int(a), int(min(a + block, n)), surfaces) for a in row_start]
     y = row_start + (block - 1) / 2
@@ -188,13 +192,14 @@ def band_figure(global_cols: np.ndarray, band: np.ndarray, block: int, n: int, w
             z=g_shown, x=[str(p) for p in global_positions], y=y, colorscale=COLORSCALE, showscale=False,
             zmin=cbar["zmin"], zmax=cbar["zmax"], text=text, hovertemplate="%{text}<extra></extra>"), row=1, col=1)
         fig.update_xaxes(title="global token", type="category", row=1, col=1, showticklabels=G <= 24)
-    offsets = np.arange(-w, w + 1)
+    offsets = np.arange(S) - w  # (S,) t - W
     text = []
     for r, a in enumerate(row_start):
         line = []
         for t, off in enumerate(offsets):
-            key = int(a) + int(off)
-            kname = f"{key:,} {surfaces[key]!r}" if block == 1 and 0 <= key < n else f"offset {off:+d}"
+            key = int(a) + int(off) * (dilation or 0)
+            kname = (f"{key:,} {surfaces[key]!r}" if dilation and block == 1 and 0 <= key < n
+                     else f"offset {off:+d}")
             line.append(f"q {row_names[r]}<br>k {esc(kname)}: {band[r, t]:.3g}")
         text.append(line)
     fig.add_trace(go.Heatmap(z=band_shown, x=offsets, y=y, colorscale=COLORSCALE, text=text,
@@ -207,14 +212,15 @@ def band_figure(global_cols: np.ndarray, band: np.ndarray, block: int, n: int, w
                              hoverinfo="text"), row=1, col=panels)
     gp = np.asarray(global_positions)
     if len(gp):
-        fig.add_trace(go.Scatter(x=np.full(len(gp), w + 1.5), y=gp, mode="markers", showlegend=False,
+        fig.add_trace(go.Scatter(x=np.full(len(gp), S - w + 0.5), y=gp, mode="markers", showlegend=False,
                                  name="global row", marker=dict(symbol="triangle-left", size=8, color=GLOBAL_COLOR),
                                  hovertext=[f"global token {p}: its row attends to every token, so it is not in "
                                             "the band (see the matrix)" for p in gp], hoverinfo="text"),
                       row=1, col=panels)
     if query is not None:
         fig.add_hline(y=query, line=dict(color=QUERY_COLOR, width=1, dash="dot"), row=1, col=panels)
-    fig.update_xaxes(title="offset t - W (key - query)", range=[-w - 2.5, w + 2.5], row=1, col=panels)
+    fig.update_xaxes(title="band slot t - W (key - query, times the dilation)", range=[-w - 2.5, S - w + 1.5],
+                     row=1, col=panels)
     fig.update_yaxes(title="query", autorange="reversed", row=1, col=1, **token_ticks(0, n, surfaces))
     fig.update_layout(title=title, height=MATRIX_HEIGHT, margin=dict(l=10, r=10, t=70, b=10), dragmode="select",
                       clickmode="event+select")

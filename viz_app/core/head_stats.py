@@ -9,13 +9,14 @@ For every layer and head:
                      queries (undefined without global tokens).
     within ±8        the part of a local query's attention on keys at most LOCAL_REACH tokens away (band or
                      global), averaged over local queries.
-A local query's row is its G global columns (keys at the global positions) and its 2W+1 band slots (slot t: key
-i + t - W); a global query's row is column s of the global attention, over all N keys.
+A local query's row is its G global columns (keys at the global positions) and its S band slots (slot t: key
+i + d_h (t - W), d_h the head's dilation; S = 2W + 1, or W + 1 when autoregressive); a global query's row is
+column s of the global attention, over all N keys.
 
 `global_profile`: for each layer, where the global tokens' own attention goes along the document (mean over heads
 and global tokens, summed into bins of positions).
 
-Legend: N tokens, H heads, L layers, W one-sided window, G global tokens, S the local queries.
+Legend: N tokens, H heads, L layers, W one-sided window, G global tokens, S band slots, Q the local queries.
 """
 
 from __future__ import annotations
@@ -62,19 +63,21 @@ class HeadStats:
         return buf.getvalue()
 
 
-def layer_stats(local: np.ndarray, glob: np.ndarray | None, global_positions: np.ndarray, w: int) -> dict:
-    """The four metrics of one layer's heads: local (H, N, G + 2W + 1), glob (H, N, G) or None. metric -> (H,)."""
+def layer_stats(local: np.ndarray, glob: np.ndarray | None, global_positions: np.ndarray,
+                offsets: np.ndarray) -> dict:
+    """The four metrics of one layer's heads: local (H, N, G + S), glob (H, N, G) or None, offsets (H, S) the
+    key - query of each band slot of each head (ForwardResult.offsets). metric -> (H,)."""
     H, N, _ = local.shape
     G = len(global_positions)
     is_global = np.zeros(N, bool)
     is_global[global_positions] = True
-    queries = np.flatnonzero(~is_global)  # (S,)
-    p_glob = local[:, queries, :G].astype(np.float64)  # (H, S, G)
-    p_band = local[:, queries, G:].astype(np.float64)  # (H, S, 2W+1)
-    offset = np.abs(np.arange(2 * w + 1) - w)  # (2W+1,) |key - query| of each band slot
-    dist_glob = np.abs(global_positions[None, :] - queries[:, None])  # (S, G)
+    queries = np.flatnonzero(~is_global)  # (Q,)
+    p_glob = local[:, queries, :G].astype(np.float64)  # (H, Q, G)
+    p_band = local[:, queries, G:].astype(np.float64)  # (H, Q, S)
+    offset = np.abs(offsets)[:, None, :]  # (H, 1, S) |key - query| of each band slot
+    dist_glob = np.abs(global_positions[None, :] - queries[:, None])  # (Q, G)
 
-    entropy_rows = [_entropy(p_glob, 2) + _entropy(p_band, 2)]  # (H, S)
+    entropy_rows = [_entropy(p_glob, 2) + _entropy(p_band, 2)]  # (H, Q)
     distance_rows = [(p_band * offset).sum(2) + (p_glob * dist_glob).sum(2)]
     if G and glob is not None:
         g = glob.astype(np.float64)  # (H, N, G): column s is global token s's row
@@ -94,7 +97,7 @@ def layer_stats(local: np.ndarray, glob: np.ndarray | None, global_positions: np
 
 def head_stats(result: ForwardResult) -> HeadStats:
     per_layer = [layer_stats(result.local[layer], None if result.glob is None else result.glob[layer],
-                             result.global_positions, result.w(layer)) for layer in range(result.num_layers)]
+                             result.global_positions, result.offsets(layer)) for layer in range(result.num_layers)]
     return HeadStats({m: np.stack([s[m] for s in per_layer]) for m in METRICS})
 
 
