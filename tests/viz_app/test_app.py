@@ -345,6 +345,68 @@ def test_window_and_per_layer_windows_change_the_band(explorer):
     ok(at)
 
 
+def band_trace(at) -> dict:
+    """The band heatmap of the band view (the last heatmap: the global columns come first)."""
+    return [t for t in chart(ok(at), "chart_band")["data"] if t["type"] == "heatmap"][-1]
+
+
+def test_dilation_and_autoregressive_controls_reach_the_band(explorer):
+    """Would catch: the dilation field or the causal toggle not reaching the model, the band view naming the keys
+    of a dilated head as if undilated, a per-head spec of the wrong length crashing, and the causal window with
+    global tokens crashing (the model refuses them) instead of turning them off with a note."""
+    at = explorer
+    at.radio(key="view").set_value("Band").run()
+    at.select_slider(key="window").set_value(8).run()
+    at.selectbox(key="head").set_value(0).run()
+    at.text_input(key="dilation").set_value("3").run()
+    band = band_trace(at)
+    assert "3·offset" in " ".join(a["text"] for a in chart(at, "chart_band")["layout"]["annotations"])
+    assert "k 23 " in band["text"][20][4 + 1]  # query 20, slot t = W + 1: key 20 + 3
+    assert "dilation 3," in forward_caption(at)
+    H = len(at.selectbox(key="head").options) - 1  # "mean", then the heads
+    at.text_input(key="dilation").set_value("1,2").run()
+    assert "one per head" in warnings_text(ok(at)) and "dilation" not in forward_caption(at)
+    at.text_input(key="dilation").set_value(",".join(["1", "2"] * (H // 2))).run()
+    assert "k 21 " in band_trace(at)["text"][20][5]  # head 0 has dilation 1 ...
+    at.selectbox(key="head").set_value(1).run()
+    assert "k 22 " in band_trace(at)["text"][20][5]  # ... head 1 dilation 2
+    at.selectbox(key="head").set_value("mean").run()
+    assert any("different dilations" in i.value for i in at.info)  # ... and the mean mixes keys: said
+    at.checkbox(key="autoregressive").check().run()
+    assert len(band_trace(ok(at))["text"][0]) == 4 + 1  # W + 1 slots
+    assert at.selectbox(key="global_preset").disabled and at.text_input(key="global_manual").disabled
+    assert any("no global tokens" in i.value for i in at.info)
+    assert "0 global" in forward_caption(at) and "autoregressive" in forward_caption(at)
+    at.radio(key="view").set_value("Matrix").run()
+    assert global_markers(chart(ok(at), "chart_matrix")) == []
+    at.checkbox(key="autoregressive").uncheck().run()
+    at.text_input(key="dilation").set_value("1").run()
+    at.select_slider(key="window").set_value(128).run()
+    assert global_markers(chart(ok(at), "chart_matrix")) == [0]
+
+
+def test_patterns_link_each_pattern_to_the_explorer():
+    """Would catch: a pattern's "Run this on the text" not opening the explorer, or opening it without the
+    pattern's window, dilation, causal setting or global tokens."""
+    at = ok(AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=TIMEOUT).run())
+    at.switch_page("views/patterns.py").run()
+    assert {b.key for b in at.button} >= {"run_pattern_sliding", "run_pattern_dilated", "run_pattern_global_sliding",
+                                          "run_pattern_autoregressive"}
+    at.slider(key="pattern_dilation").set_value(4).run()
+    at.button(key="run_pattern_dilated").click().run()
+    assert ok(at).title[0].value == PAGES["explorer"]
+    assert at.text_input(key="dilation").value == "4" and at.select_slider(key="window").value == 8
+    assert "dilation 4," in forward_caption(at) and "0 global" in forward_caption(at)
+    at.switch_page("views/patterns.py").run()
+    at.button(key="run_pattern_autoregressive").click().run()
+    assert ok(at).checkbox(key="autoregressive").value and "autoregressive" in forward_caption(at)
+    at.switch_page("views/patterns.py").run()
+    at.text_input(key="pattern_globals").set_value("0, 3").run()
+    at.button(key="run_pattern_global_sliding").click().run()
+    assert not ok(at).checkbox(key="autoregressive").value
+    assert "2 global" in forward_caption(at) and at.text_input(key="dilation").value == "1"
+
+
 def test_layer_and_head_redraw_from_the_cached_forward_pass(explorer):
     """Would catch: layer or head not changing the figure, or changing them rerunning the model."""
     at = explorer
@@ -588,9 +650,9 @@ def _metrics(at: AppTest) -> list[int]:
 def test_patterns_page_counts_follow_the_controls():
     """Would catch: a control not reaching the masks, or counts that disagree with the drawn masks."""
     at = ok(page("patterns"))
-    full, sliding, dilated, glob = _metrics(at)
+    full, sliding, dilated, glob, causal = _metrics(at)
     n = at.slider(key="pattern_n").value
-    assert full == n * n and sliding < full and glob > sliding
+    assert full == n * n and sliding < full and glob > sliding and causal < sliding
     at.slider(key="pattern_n").set_value(100).run()
     assert _metrics(ok(at))[0] == 100 * 100
     before = _metrics(at)

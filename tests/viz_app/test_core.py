@@ -399,3 +399,20 @@ def test_dilation_field_and_model_with_dilation_and_causal_windows():
     result = fw.run_forward(model, np.arange(3, 20), ())
     assert result.dilations == ((1, 2), (3, 3)) and result.autoregressive
     assert result.local[0].shape[2] == 3 and result.local[1].shape[2] == 2
+
+
+def test_causal_pattern_and_the_explorer_settings_of_each_pattern():
+    """Would catch: the causal pattern drifting from the dense oracle's rule (keys i - d t, t = 0..W), and a
+    pattern's link carrying a window the explorer does not offer or the wrong dilation, causal flag or globals."""
+    n, w, d = 30, 3, 2
+    kind = np.full((1, n), LOCAL)
+    np.testing.assert_array_equal(masks.sliding(n, w, d, True), longformer_mask(kind, w, d, True)[0])
+    assert [p.key for p in masks.figure2(n, 6, d, [0])][-1] == "autoregressive"
+    offered = fw.WINDOW_CHOICES
+    assert masks.explorer_settings("dilated", 6, 3, "", offered)["window"] in (4, 8)
+    assert masks.explorer_settings("sliding", 8, 3, "0", offered)["dilation"] == "1"
+    causal = masks.explorer_settings("autoregressive", 8, 2, "0", offered)
+    assert causal["autoregressive"] and causal["dilation"] == "2" and causal["global_manual"] == ""
+    assert masks.explorer_settings("global_sliding", 8, 2, "0, 5", offered)["global_manual"] == "0, 5"
+    with pytest.raises(ValueError):
+        masks.explorer_settings("full", 8, 1, "", offered)

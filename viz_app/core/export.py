@@ -22,7 +22,7 @@ def layer_npz(result: ForwardResult, enc: Encoded, layer: int) -> bytes:
     """One layer's attention, every head, in the model's layout, with what is needed to read it: the tokens, the
     characters each covers ([start, end) in its segment's text) and which text that is."""
     return npz_bytes(
-        local_attention=result.local[layer],  # (H, N, G + 2W + 1): global columns, then band slot t = key i+t-W
+        local_attention=result.local[layer],  # (H, N, G + S): global columns, then band slot t = key i + d_h (t - W)
         global_attention=None if result.glob is None else result.glob[layer],  # (H, N, G)
         global_positions=result.global_positions,
         input_ids=result.input_ids,
@@ -31,5 +31,7 @@ def layer_npz(result: ForwardResult, enc: Encoded, layer: int) -> bytes:
         offsets=enc.offsets,  # (N, 2)
         segment=enc.segment,  # (N,) 0 the text, 1 the second text
         window=np.int64(result.windows[layer]),
+        dilation=np.asarray(result.dilation(layer), dtype=np.int64),  # (H,) slot t of query i: key i + d_h (t - W)
+        autoregressive=np.bool_(result.autoregressive),  # causal: S = W + 1 slots, else 2W + 1
         layer=np.int64(layer),
     )

@@ -471,7 +471,7 @@ def token_html(enc, text: str, pair: str, query: int, local_w: np.ndarray, globa
 
 
 def patterns_figure(patterns) -> go.Figure:
-    """The four masks of the paper's Figure 2 side by side, each titled with its count of computed pairs."""
+    """The masks of the paper's Figure 2 (and the causal window) side by side, each titled with its count of computed pairs."""
     titles = [f"{p.name}<br>{p.pairs:,} pairs = {p.fraction:.1%} of n²" for p in patterns]
     fig = make_subplots(rows=1, cols=len(patterns), subplot_titles=titles, horizontal_spacing=0.03)
     for k, p in enumerate(patterns, start=1):

@@ -1,4 +1,4 @@
-"""The four attention patterns of the paper's Figure 2 (Beltagy, Peters, Cohan 2020, arXiv 2004.05150), as N x N
+"""The attention patterns of the paper's Figure 2 and its causal window (Beltagy, Peters, Cohan 2020, arXiv 2004.05150), as N x N
 boolean masks built from the code the model itself uses: `refimpl.attention.band_keys` (which key each band slot
 holds, with dilation) and `band_mask` (which band slots a query may use), plus `global_slots` for the global tokens.
 
@@ -6,6 +6,8 @@ holds, with dilation) and `band_mask` (which band slots a query may use), plus `
     sliding window           key i + t - W for t = 0 .. 2W: about N (2W + 1) pairs
     dilated sliding window   key i + d (t - W): the same count, spread over a reach of d W on each side
     global + sliding         the sliding window, plus global tokens that see, and are seen by, every token
+    autoregressive           the causal sliding window of the paper's language modelling (section 4): keys
+                             i + d (t - W) for t = 0 .. W only, none after the query; about N (W + 1) pairs
 
 The masks are drawn, so N stays small (at most a few hundred); nothing here is used by the model.
 """
@@ -18,7 +20,7 @@ import numpy as np
 
 from refimpl.attention import GLOBAL, LOCAL, band_keys, band_mask, global_slots
 
-MAX_LENGTH = 512  # the page draws four N x N masks
+MAX_LENGTH = 512  # the page draws five N x N masks
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,11 @@ def band_to_dense(band: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
     return dense
 
 
-def sliding(n: int, w: int, dilation: int = 1) -> np.ndarray:
-    """The (dilated) sliding window as an (N, N) mask, through the model's band_keys/band_mask."""
+def sliding(n: int, w: int, dilation: int = 1, autoregressive: bool = False) -> np.ndarray:
+    """The (dilated, causal) sliding window as an (N, N) mask, through the model's band_keys/band_mask."""
     kind = np.full((1, n), LOCAL)  # (1, N): every token local
     key, _ = band_keys(n, w, dilation)  # (N, 2W+1)
-    return band_to_dense(band_mask(kind, w, dilation)[0], key, n)
+    return band_to_dense(band_mask(kind, w, dilation, autoregressive)[0], key, n)
 
 
 def global_and_sliding(n: int, w: int, global_positions) -> np.ndarray:
@@ -66,7 +68,7 @@ def global_and_sliding(n: int, w: int, global_positions) -> np.ndarray:
 
 
 def figure2(n: int, window: int, dilation: int, global_positions) -> list[Pattern]:
-    """The four patterns for length n, full window `window` (even; W = window // 2 on each side), dilation and
+    """The five patterns for length n, full window `window` (even; W = window // 2 on each side), dilation and
     global positions. ValueError for arguments that do not describe a pattern."""
     if not 2 <= n <= MAX_LENGTH:
         raise ValueError(f"the length must lie in 2..{MAX_LENGTH}, got {n}")
@@ -83,4 +85,20 @@ def figure2(n: int, window: int, dilation: int, global_positions) -> list[Patter
         Pattern("sliding", "Sliding window", sliding(n, w)),
         Pattern("dilated", f"Dilated sliding window (d={dilation})", sliding(n, w, dilation)),
         Pattern("global_sliding", "Global + sliding window", global_and_sliding(n, w, sorted(set(global_positions)))),
+        Pattern("autoregressive", f"Autoregressive (causal, d={dilation})", sliding(n, w, dilation, True)),
     ]
+
+
+def explorer_settings(pattern: str, window: int, dilation: int, global_spec: str, windows_offered) -> dict:
+    """The explorer's state (its widgets' keys -> values) that runs `pattern` on the text: the nearest window the
+    explorer offers, the dilation for every layer, causal or not, and the global tokens (typed positions, or none).
+    ValueError for a pattern that has no window (full attention)."""
+    if pattern not in ("sliding", "dilated", "global_sliding", "autoregressive"):
+        raise ValueError(f"pattern {pattern!r} has no sliding window to run in the explorer")
+    nearest = min(windows_offered, key=lambda o: (abs(o - window), o))
+    return {
+        "window": nearest, "window_per_layer": False,
+        "dilation": str(dilation if pattern in ("dilated", "autoregressive") else 1), "dilation_per_layer": False,
+        "autoregressive": pattern == "autoregressive",
+        "global_preset": "none", "global_manual": (global_spec.strip() or "0") if pattern == "global_sliding" else "",
+    }

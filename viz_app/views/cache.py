@@ -3,8 +3,9 @@ and refimpl).
 
     st.cache_resource, shared by every session and never mutated by a page:
       models        the checkpoint's weights (2 folders at most: a visitor typing folder after folder must not
-                    fill the memory), derived models per (backend, windows), transformers' copy
-      results       a forward pass per (folder, backend, windows, text, pair, global tokens) (in a Bounded store,
+                    fill the memory), derived models per (backend, windows, dilations, causal), transformers' copy
+      results       a forward pass per (folder, backend, band, text, pair, global tokens), band a forward.Band
+                    (windows, dilations, causal) (in a Bounded store,
                     itself a cache_resource, since its progress bar cannot be replayed); one head's N x N
                     matrix; the head statistics; so changing the layer, head, query or view redraws from memory
 Bounds are max_entries on each; a 4,096-token result is about 150 MB (float16), a dense head 64 MB.
@@ -54,8 +55,9 @@ def backend_lock() -> threading.Lock:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def model(model_dir: str, backend: str, windows: tuple) -> LongformerModel:
-    return fw.model_with(load_base(model_dir), backend, windows)
+def model(model_dir: str, backend: str, windows: tuple, dilations: tuple | None = None,
+          autoregressive: bool = False) -> LongformerModel:
+    return fw.model_with(load_base(model_dir), backend, windows, dilations, autoregressive)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -90,32 +92,33 @@ def _forward_results() -> Bounded:
     return Bounded(4)
 
 
-def forward(model_dir: str, backend: str, windows: tuple, text: str, pair: str, global_positions: tuple,
+def forward(model_dir: str, backend: str, band: fw.Band, text: str, pair: str, global_positions: tuple,
             progress=None) -> fw.ForwardResult:
     """The forward pass, kept for 4 inputs; progress(layers done, layers) is told as each layer finishes when it
     has to run."""
-    key = (model_dir, backend, windows, text, pair, global_positions)
+    key = (model_dir, backend, band, text, pair, global_positions)
     result = _forward_results().get(key)
     if result is None:
         enc = encoded(model_dir, text, pair)
         with backend_lock():
-            result = fw.run_forward(model(model_dir, backend, windows), enc.input_ids, global_positions, progress)
+            result = fw.run_forward(model(model_dir, backend, band.windows, band.dilations, band.autoregressive),
+                                    enc.input_ids, global_positions, progress)
         _forward_results().put(key, result)
     return result
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def dense(model_dir: str, backend: str, windows: tuple, text: str, pair: str, global_positions: tuple, layer: int,
+def dense(model_dir: str, backend: str, band: fw.Band, text: str, pair: str, global_positions: tuple, layer: int,
           head) -> object:
     """One head's (N, N) attention (or the mean over heads)."""
-    result = forward(model_dir, backend, windows, text, pair, global_positions)
+    result = forward(model_dir, backend, band, text, pair, global_positions)
     return attention_views.dense_head(result, layer, head)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def stats(model_dir: str, backend: str, windows: tuple, text: str, pair: str,
+def stats(model_dir: str, backend: str, band: fw.Band, text: str, pair: str,
           global_positions: tuple) -> head_stats.HeadStats:
-    return head_stats.head_stats(forward(model_dir, backend, windows, text, pair, global_positions))
+    return head_stats.head_stats(forward(model_dir, backend, band, text, pair, global_positions))
 
 
 @st.cache_resource(show_spinner=False, max_entries=1)

@@ -1,7 +1,8 @@
 """Page 1, the attention explorer: a text through the model, and its attention drawn six ways (views/panels.py).
 
 State: the layer, head, query token and view live in st.session_state under their widgets' keys and in the URL
-(st.query_params), so a link restores the view. Clicks in the charts arrive as the charts' selection events at the
+(st.query_params), so a link restores the view. The Patterns page's "Run this on the text" leaves its settings in
+st.session_state["_pattern_link"]; they are applied here before the widgets exist. Clicks in the charts arrive as the charts' selection events at the
 start of the next run; they are turned into state (core/links.py) before the widgets they change are drawn.
 """
 
@@ -40,6 +41,8 @@ if "_url_read" not in ss:
     ss["_url_read"] = True
     for k, v in links.from_url(dict(st.query_params), L, H, tx.SAMPLES).items():
         ss[k] = v
+for k, v in ss.pop("_pattern_link", {}).items():
+    ss[k] = v
 if "text" not in ss:
     ss.setdefault("sample", next(iter(tx.SAMPLES)))
     _fill_sample()
@@ -60,9 +63,15 @@ runnable = [name for name, reason in usable.items() if reason is None]
 c1, c2, c3, c4 = st.columns(4)
 backend = c1.selectbox("Backend", runnable, index=runnable.index(fw.default_backend(usable)), key="backend",
                        help="\n\n".join(f"{n}: {r}" for n, r in usable.items() if r) or None)
-preset = c2.selectbox("Global tokens", global_tokens.GLOBAL_PRESETS, index=1, key="global_preset")
-manual = c2.text_input("… and these token positions", key="global_manual", placeholder="e.g. 5, 17-20")
+causal = bool(ss.get("autoregressive", config.autoregressive))  # its checkbox is below, with the window
+preset = c2.selectbox("Global tokens", global_tokens.GLOBAL_PRESETS, index=1, key="global_preset", disabled=causal)
+manual = c2.text_input("… and these token positions", key="global_manual", placeholder="e.g. 5, 17-20",
+                       disabled=causal)
+if causal:
+    c2.info("Autoregressive: no global tokens. A global token reads every token, later ones included, so a causal "
+            "window has none.", icon="ℹ️")
 windows = panels.window_controls(c3, config)
+band = panels.band_controls(c3, config, windows)
 layer = c4.slider("Layer", 0, L - 1, key="layer") if L > 1 else 0  # a slider needs two values
 head = c4.selectbox("Head", ["mean", *range(H)], key="head",
                     format_func=lambda h: "mean over heads" if h == "mean" else f"head {h}")
@@ -79,13 +88,13 @@ note = tx.truncation_note(enc, text, pair)
 if note:
     st.warning(note)
 choice = global_tokens.choose(preset, manual, enc, text, pair)
-for message in choice.warnings:
+for message in [] if band.autoregressive else choice.warnings:
     st.warning(message)
-global_positions = choice.positions
+global_positions = () if band.autoregressive else choice.positions
 
 # --- the forward pass (cached; progress per layer from the model) ------------------------------------------------
 
-key = (model_dir, backend, windows, text, pair, global_positions)
+key = (model_dir, backend, band, text, pair, global_positions)
 try:
     bar = st.progress(0.0, text=f"Running {enc.n:,} tokens through the model on {backend}…")
     compiles = " (its first run compiles the kernels)" if backend != "numpy" else ""
@@ -96,8 +105,8 @@ except Exception as e:  # a backend failing is a message on the page, not a trac
     st.error(f"The forward pass failed on backend {backend!r}: {type(e).__name__}: {e}")
     st.stop()
 
-st.caption(f"**{result.n:,} tokens**, {len(global_positions)} global · window "
-           f"{windows[0] if len(set(windows)) == 1 else list(windows)} · forward pass {result.seconds:.2f} s on "
+st.caption(f"**{result.n:,} tokens**, {len(global_positions)} global · {band.describe()} · forward pass "
+           f"{result.seconds:.2f} s on "
            f"{result.backend} (kept in memory; changing layer, head, query or view does not rerun it)")
 
 # --- the query token, the search, the view -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from viz_app.core import attention_views as av, export, figures, head_stats, links
-from viz_app.core.forward import config_windows, window_options
+from viz_app.core.forward import Band, config_dilations, config_windows, parse_dilation, window_options
 from viz_app.core.text import context, find
 from viz_app.views import cache
 
@@ -26,7 +26,7 @@ DEFAULT_QUERY = 20
 class Shown:
     """What the views draw from: the forward pass's cache key and result, the tokens, and the selection."""
 
-    key: tuple  # (model_dir, backend, windows, text, pair, global_positions): cache.forward's arguments
+    key: tuple  # (model_dir, backend, band, text, pair, global_positions): cache.forward's arguments
     result: object
     enc: object
     text: str
@@ -107,6 +107,40 @@ def window_controls(col, config) -> tuple:
     return tuple(kept)
 
 
+def band_controls(col, config, windows: tuple) -> Band:
+    """The dilation (one for every head, or one per head: "1,1,2,2"; optionally one per layer) and the causal
+    toggle, with the windows -> the Band to run. A dilation that cannot be read is a warning, and 1 is used."""
+    L, H = config.num_hidden_layers, config.num_attention_heads
+    own = config_dilations(config)
+    ss.setdefault("dilation", ",".join(map(str, own[0])) if len(set(own[0])) > 1 else str(own[0][0]))
+    ss.setdefault("dilation_per_layer", len(set(own)) > 1)
+    per_layer = ss["dilation_per_layer"]
+    col.text_input("Dilation (one, or one per head)", key="dilation", disabled=per_layer,
+                   placeholder=f"e.g. 2, or {','.join(['1'] * (H - H // 2) + ['2'] * (H // 2))}",
+                   help="Band slot t of a query i holds key i + d·(t - W): a dilated window skips d - 1 tokens "
+                        f"between keys and reaches d·W tokens, at the same cost. {H} heads.")
+    col.checkbox("One dilation per layer", key="dilation_per_layer")
+    specs = [ss["dilation"]] * L
+    if per_layer:
+        with col.expander("Dilations per layer", expanded=True):
+            for layer in range(L):
+                ss.setdefault(f"dilation_layer_{layer}", ",".join(map(str, own[layer])))
+                specs[layer] = st.text_input(f"Layer {layer}", key=f"dilation_layer_{layer}")
+    dilations = []
+    for layer, spec in enumerate(specs):
+        try:
+            dilations.append(parse_dilation(spec, H))
+        except ValueError as e:
+            col.warning(f"Dilation{f' of layer {layer}' if per_layer else ''}: {e}. Using 1.")
+            dilations.append((1,) * H)
+    ss.setdefault("autoregressive", bool(config.autoregressive))
+    causal = col.checkbox("Autoregressive (causal window)", key="autoregressive",
+                          help="Each token sees only itself and the W·d tokens before it (W + 1 band slots), as in "
+                               "the paper's language modelling. Global tokens are off: a global token reads every "
+                               "token, later ones included.")
+    return Band(tuple(windows), tuple(dilations), bool(causal))
+
+
 def query_controls(enc, text: str, pair: str, global_positions) -> int:
     """The search box (a word or subword: jumps to its first match, the others listed) and the query token."""
     n = enc.n
@@ -179,11 +213,19 @@ def band(s: Shown) -> None:
     r = s.result
     w = r.w(s.layer)
     global_cols, band_, block = av.band_view(r, s.layer, s.head)
+    shown = set(r.dilation(s.layer)) if s.head == "mean" else {r.dilation(s.layer)[int(s.head)]}
+    slots = "W + 1" if r.autoregressive else "2W + 1"
     fig = figures.band_figure(global_cols, band_, block, r.n, w, r.global_positions, s.enc.surfaces, s.scale,
-                              f"Layer {s.layer}, {s.head_name}: the model's own layout, {r.n} × (G + 2W + 1) = "
-                              f"{r.n} × ({len(r.global_positions)} + {2 * w + 1})", query=s.query)
+                              f"Layer {s.layer}, {s.head_name}: the model's own layout, {r.n} × (G + {slots}) = "
+                              f"{r.n} × ({len(r.global_positions)} + {band_.shape[1]})", query=s.query,
+                              dilation=next(iter(shown)) if len(shown) == 1 else None)
     _chart(fig, "chart_band", f"band_layer{s.layer}_{s.head}")
-    st.caption("What the model stores: for each query, its global columns and the 2W+1 keys around it, by offset. "
+    if len(shown) > 1:
+        st.info("The heads of this layer have different dilations, so a band slot is a different key in each "
+                "head: this mean is of the slots, not of the keys. Choose one head to read keys off it.")
+    st.caption("What the model stores: for each query, its global columns and its band slots, by offset t - W "
+               "(slot t holds key query + d·(t - W), d the head's dilation; an autoregressive layer keeps only "
+               "t ≤ W, the query last). "
                "Blank cells at the edges are keys outside the text; blank columns in the band are global keys, "
                "which are reached through their own columns. The rows of the global tokens (orange triangles) are "
                "blank here because a global query attends to every token with its own projections, not through "
@@ -192,7 +234,7 @@ def band(s: Shown) -> None:
 
 def token(s: Shown) -> None:
     r, enc, q = s.result, s.enc, s.query
-    w = r.w(s.layer)
+    w = r.w(s.layer) * max(r.dilation(s.layer))  # how far the band reaches
     local_w, global_w = av.query_weights(r, s.layer, s.head, q)
     kind = "global: it attends to every token" if q in r.global_positions else "local"
     st.markdown(f"Token **{enc.label(q)}** ({kind}). Blue: attention through the window; orange: attention to or "

@@ -1,8 +1,10 @@
-"""Page 2, the attention patterns of the paper's Figure 2, from the masks the model itself uses."""
+"""Page 2, the attention patterns of the paper's Figure 2, from the masks the model itself uses; each pattern with
+a window links to the explorer, which then runs it on the text (its settings travel in st.session_state under
+"_pattern_link", applied by the explorer before its widgets are drawn)."""
 
 import streamlit as st
 
-from viz_app.core import export, figures, global_tokens, masks
+from viz_app.core import export, figures, forward, global_tokens, masks
 
 
 st.title("Attention patterns")
@@ -28,16 +30,29 @@ if outside:
     st.warning(f"Global positions out of range, ignored: {', '.join(map(str, outside[:10]))}"
                f"{' …' if len(outside) > 10 else ''} (the length is {n}: positions 0 to {n - 1}).")
 
-masks = masks.figure2(n, window, dilation, inside)
-st.plotly_chart(figures.patterns_figure(masks), key="chart_patterns",
+patterns = masks.figure2(n, window, dilation, inside)
+st.plotly_chart(figures.patterns_figure(patterns), key="chart_patterns",
                 config=figures.png_config(f"patterns_n{n}_w{window}_d{dilation}"))
-cols = st.columns(len(masks))
-for col, p in zip(cols, masks, strict=True):
+WINDOWS_OFFERED = forward.WINDOW_CHOICES  # the explorer adds the checkpoint's own; these are always there
+
+
+def _run_in_explorer(pattern: str, window: int, dilation: int, spec: str) -> None:
+    st.session_state["_pattern_link"] = masks.explorer_settings(pattern, window, dilation, spec, WINDOWS_OFFERED)
+
+
+cols = st.columns(len(patterns))
+for col, p in zip(cols, patterns, strict=True):
     col.metric(p.name, f"{p.pairs:,} pairs", f"{p.fraction:.1%} of n² = {n * n:,}", delta_color="off",
                delta_arrow="off")
+    if p.key != "full" and col.button("Run this on the text", key=f"run_pattern_{p.key}",
+                                      on_click=_run_in_explorer, args=(p.key, window, dilation, spec),
+                                      help="Opens the explorer with this window, dilation and causal setting"
+                                           + (" and these global positions" if p.key == "global_sliding" else "")):
+        st.switch_page("views/explorer.py")
 st.caption(f"W = {window // 2}. A sliding window computes at most n(2W+1) = {n * (window + 1):,} pairs (fewer at "
            f"the edges); dilation keeps the count and widens the reach to d·W = {dilation * (window // 2)} tokens per "
-           "side. Global tokens add a full row and a full column each.")
-st.download_button("Download the four masks (.npz)", key="download_patterns", on_click="ignore",
-                   data=lambda: export.npz_bytes(**{p.key: p.mask for p in masks}),
+           "side. Global tokens add a full row and a full column each; the causal window keeps the keys up to the "
+           f"query, about n(W+1) = {n * (window // 2 + 1):,} pairs.")
+st.download_button("Download the masks (.npz)", key="download_patterns", on_click="ignore",
+                   data=lambda: export.npz_bytes(**{p.key: p.mask for p in patterns}),
                    file_name=f"patterns_n{n}_w{window}_d{dilation}.npz", mime="application/octet-stream")
