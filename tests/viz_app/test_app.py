@@ -713,6 +713,21 @@ def test_live_measurement_draws_slopes():
     assert len(at.session_state["live_results"]) == 2 * 2  # two methods at 256 and 512
 
 
+def test_dilation_measurement_draws_one_line_per_dilation():
+    """Would catch: the dilation sweep measured on page load, not reaching the backend's dilation argument (a
+    failing call is a warning here), or drawn without one line per dilation."""
+    at = ok(page("scaling"))
+    assert not has_chart(at, "chart_dilation")  # only on the button
+    at.selectbox(key="dilation_backend").set_value("numpy").run()
+    at.select_slider(key="dilation_max_n").set_value(512).run()
+    at.button(key="measure_dilation").click().run()
+    assert not ok(at).warning
+    names = [t.get("name") or "" for t in chart(at, "chart_dilation")["data"]]
+    for d in timing.DILATIONS:
+        assert any(name.startswith(f"numpy, d = {d} (slope") for name in names), names
+    assert len(at.session_state["dilation_results"]) == 2 * len(timing.DILATIONS)  # at 256 and 512
+
+
 def test_parity_page_compares_every_implementation():
     """Would catch: a backend (or transformers) disagreeing with the reference, the table missing layers, the
     reference offered for removal (removing it did nothing), and window 2 reaching transformers' RuntimeError."""

@@ -416,3 +416,24 @@ def test_causal_pattern_and_the_explorer_settings_of_each_pattern():
     assert masks.explorer_settings("global_sliding", 8, 2, "0, 5", offered)["global_manual"] == "0, 5"
     with pytest.raises(ValueError):
         masks.explorer_settings("full", 8, 1, "", offered)
+
+
+def test_dilated_band_kernel_is_timed_with_its_dilation(monkeypatch):
+    """Would catch: the dilation sweep timing the undilated band (the dilation not passed to the backend)."""
+    from viz_app.core import timing
+    from refimpl.backends import get_backend
+
+    seen = []
+    backend = get_backend("numpy")
+    original = type(backend).sliding_window_attention
+
+    def spy(self, *args):
+        seen.append(args[8])  # q, k, v, kind, global_index, n_global, w, output_attentions, dilation, autoregressive
+        return original(self, *args)
+
+    monkeypatch.setattr(type(backend), "sliding_window_attention", spy)
+    monkeypatch.setattr(timing, "SETTLE_SECONDS", 0.0)
+    records = timing.measure_dilations("numpy", (64, 128), (1, 3), repeat=1)
+    assert [r["method"] for r in records] == ["numpy, d = 1", "numpy, d = 3"] * 2
+    assert all(r["seconds"] > 0 and r["error"] is None for r in records)
+    assert set(seen) == {1, 3}

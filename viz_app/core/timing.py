@@ -11,6 +11,8 @@ the committed sweeps (whole layers at longformer-base's shape) show the N^2 only
             other work, not the code)
     memory  the peak that tracemalloc saw allocated during one call: NumPy's arrays, including those the Numba
             backend allocates around its kernels (its kernels' own scratch is a few KiB and not traced)
+`measure_dilations` times one backend's passes 1-3 with the band dilated by d (key i + d (t - W)): the same 2W+1
+keys per query, only farther apart, so the cost stays O(N W) and the lines share the slope 1.
 Slopes are fitted as the benchmark fits them (`fitted_slope`): log y against log n over the larger half of the
 lengths, where fixed costs no longer dominate. About 2 for dense, 1 for a sliding window.
 """
@@ -128,21 +130,23 @@ def attention_inputs(n: int, seed: int = 0):
     return q, k, v, kind, global_index, n_global
 
 
-def method_call(method: str, n: int):
-    """A no-argument function that runs passes 1-3 of `method` at length n, on inputs prepared beforehand."""
+def method_call(method: str, n: int, dilation: int = 1):
+    """A no-argument function that runs passes 1-3 of `method` at length n (band dilated by `dilation`), on inputs
+    prepared beforehand."""
     backend = get_backend(method)  # "dense" is the full n x n formulation, a backend like the others
     q, k, v, kind, global_index, n_global = (backend.asarray(a) for a in attention_inputs(n))
 
     def call():
-        context, _ = backend.sliding_window_attention(q, k, v, kind, global_index, n_global, WINDOW // 2, False)
+        context, _ = backend.sliding_window_attention(q, k, v, kind, global_index, n_global, WINDOW // 2, False,
+                                                      dilation, False)
         return backend.asnumpy(context[:, :, :1])  # on a GPU: waits for the kernels, copies one row
 
     return call
 
 
-def measure_one(method: str, n: int, repeat: int = 3) -> dict:
+def measure_one(method: str, n: int, repeat: int = 3, dilation: int = 1) -> dict:
     """The fastest of `repeat` calls after a warm-up and a pause, and the traced peak of one more call."""
-    call = method_call(method, n)
+    call = method_call(method, n, dilation)
     call()  # warm-up: compilation, caches, first touch of memory
     time.sleep(SETTLE_SECONDS)
     times = []
@@ -159,19 +163,30 @@ def measure_one(method: str, n: int, repeat: int = 3) -> dict:
     return {"method": method, "n": n, "seconds": float(min(times)), "peak_bytes": peak, "error": None}
 
 
-def measure(methods, lengths=LIVE_LENGTHS, repeat: int = 3, progress=None) -> list[dict]:
-    """Measure every method at every length; progress(fraction, message) is called before each measurement. A
-    method that fails at a length gets a record with its error (and no numbers), as the benchmark records it."""
-    jobs = [(m, n) for n in lengths for m in methods]
+def measure(methods, lengths=LIVE_LENGTHS, repeat: int = 3, progress=None, dilations=(1,)) -> list[dict]:
+    """Measure every method at every length (and every dilation: then each record's method is "<method>, d = d");
+    progress(fraction, message) is called before each measurement. A method that fails at a length gets a record
+    with its error (and no numbers), as the benchmark records it."""
+    jobs = [(m, n, d) for n in lengths for m in methods for d in dilations]
     records = []
-    for k, (method, n) in enumerate(jobs):
+    for k, (method, n, d) in enumerate(jobs):
+        name = method if tuple(dilations) == (1,) else f"{method}, d = {d}"
         if progress is not None:
-            progress(k / len(jobs), f"{method} at n = {n:,}")
+            progress(k / len(jobs), f"{name} at n = {n:,}")
         try:
-            records.append(measure_one(method, n, repeat))
+            records.append({**measure_one(method, n, repeat, d), "method": name})
         except Exception as e:  # a failing method is a result to show, not the end of the measurement
-            records.append({"method": method, "n": n, "seconds": None, "peak_bytes": None,
+            records.append({"method": name, "n": n, "seconds": None, "peak_bytes": None,
                             "error": f"{type(e).__name__}: {e}"})
     if progress is not None:
         progress(1.0, "done")
     return records
+
+
+DILATIONS = (1, 2, 4)  # the dilation sweep's bands: same keys per query, 1, 2 and 4 tokens apart
+
+
+def measure_dilations(method: str, lengths=LIVE_LENGTHS, dilations=DILATIONS, repeat: int = 3,
+                      progress=None) -> list[dict]:
+    """One backend's passes 1-3 at each length with each dilation: records named "<method>, d = d"."""
+    return measure([method], lengths, repeat, progress, dilations)

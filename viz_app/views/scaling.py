@@ -78,3 +78,34 @@ if "live_results" in st.session_state:
     st.download_button("Download the measurements (.json)", data=json.dumps({"results": live}, indent=1),
                        file_name="scaling_live.json", mime="application/json", key="download_live",
                        on_click="ignore")
+
+# --- dilation ----------------------------------------------------------------------------------------------------
+
+st.subheader("Dilation keeps the cost at O(n·W)")
+runnable = [name for name, reason in usable.items() if reason is None]
+d1, d2 = st.columns([3, 1])
+dil_method = d1.selectbox("Backend", runnable, key="dilation_backend",
+                          index=runnable.index("numba") if "numba" in runnable else 0)
+dil_max_n = d2.select_slider("Up to n", [512, 1024, 2048, 4096], value=2048, key="dilation_max_n")
+st.caption(f"The band kernel (passes 1-3) with its {timing.WINDOW // 2} keys a side dilated by d = "
+           f"{', '.join(map(str, timing.DILATIONS))}: key i + d·(t - W). Each query still reads 2W + 1 keys, only "
+           "farther apart (a reach of d·W), so every line should have slope 1 and about the same height.")
+if st.button("Measure the dilations", key="measure_dilation"):
+    bar = st.progress(0.0, text="Starting…")
+    try:
+        with cache.backend_lock():
+            st.session_state["dilation_results"] = timing.measure_dilations(
+                dil_method, timing.lengths_up_to(dil_max_n), progress=lambda f, msg: bar.progress(f, text=msg))
+    except Exception as e:  # a backend failing is a message, not a traceback
+        st.error(f"The measurement failed: {type(e).__name__}: {e}")
+    bar.empty()
+if "dilation_results" in st.session_state:
+    live = st.session_state["dilation_results"]
+    failed = sorted({f"{r['method']}: {r['error']}" for r in live if r.get("error")})
+    if failed:
+        st.warning("Not measured: " + "; ".join(failed))
+    draw([r for r in live if not r.get("error")], "chart_dilation", "Dilated bands, measured just now",
+         "one call of passes 1-3")
+    st.caption("The slope is what dilation leaves unchanged: it widens what a token can reach without adding keys. "
+               "The heights may differ a little: the keys lie farther apart in memory, and a backend may regroup "
+               "the tokens by dilation before its kernels run.")
