@@ -362,7 +362,7 @@ def test_dilation_and_autoregressive_controls_reach_the_band(explorer):
     band = band_trace(at)
     assert "3·offset" in " ".join(a["text"] for a in chart(at, "chart_band")["layout"]["annotations"])
     assert "k 23 " in band["text"][20][4 + 1]  # query 20, slot t = W + 1: key 20 + 3
-    assert "dilation 3," in forward_caption(at)
+    assert "dilation 3 ·" in forward_caption(at)
     H = len(at.selectbox(key="head").options) - 1  # "mean", then the heads
     at.text_input(key="dilation").set_value("1,2").run()
     assert "one per head" in warnings_text(ok(at)) and "dilation" not in forward_caption(at)
@@ -396,7 +396,7 @@ def test_patterns_link_each_pattern_to_the_explorer():
     at.button(key="run_pattern_dilated").click().run()
     assert ok(at).title[0].value == PAGES["explorer"]
     assert at.text_input(key="dilation").value == "4" and at.select_slider(key="window").value == 8
-    assert "dilation 4," in forward_caption(at) and "0 global" in forward_caption(at)
+    assert "dilation 4 ·" in forward_caption(at) and "0 global" in forward_caption(at)
     at.switch_page("views/patterns.py").run()
     at.button(key="run_pattern_autoregressive").click().run()
     assert ok(at).checkbox(key="autoregressive").value and "autoregressive" in forward_caption(at)

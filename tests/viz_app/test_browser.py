@@ -176,6 +176,22 @@ def test_patterns_page_reacts_to_its_length_slider(page, server):
     screenshot(page, "patterns.png")
 
 
+def test_a_pattern_runs_on_the_text_in_the_explorer(page, server):
+    """Would catch: a pattern's "Run this on the text" button not switching to the explorer in a real browser, or
+    arriving without its dilation; writes the screenshot of the explorer with a dilated window."""
+    page.goto(f"{server}/patterns")
+    chart_text(page, "chart_patterns")
+    settle(page)
+    page.locator(".st-key-run_pattern_dilated button").first.click()  # a rerun may briefly hold two
+    wait_for_chart(page, "chart_matrix", "exact")
+    assert page.locator(".st-key-dilation input").input_value() == "2"
+    choose_view(page, "Band")
+    wait_for_chart(page, "chart_band", "2·offset")
+    settle(page)
+    assert_no_exception(page)
+    screenshot(page, "explorer_dilated.png")
+
+
 def point_on(page, key: str, x: float, y: float, axes=("xaxis", "yaxis")) -> tuple[float, float]:
     """Where data point (x, y) of the figure under `key` lies on the screen, in pixels, after scrolling the figure
     into the middle of the window (Streamlit scrolls inside its own main container)."""

@@ -102,10 +102,10 @@ class Band:
 
     def describe(self) -> str:
         w = self.windows[0] if len(set(self.windows)) == 1 else list(self.windows)
-        d = set(self.dilations)
-        dil = "" if d == {(1,) * len(self.dilations[0])} else (
-            f" · dilation {','.join(map(str, self.dilations[0]))}" if len(d) == 1 else
-            " · dilation per layer " + " / ".join(",".join(map(str, x)) for x in self.dilations))
+        per_layer = [str(d[0]) if len(set(d)) == 1 else ",".join(map(str, d)) for d in self.dilations]
+        dil = "" if set(per_layer) == {"1"} else (
+            f" · dilation {per_layer[0]}" if len(set(per_layer)) == 1 else " · dilation per layer "
+            + " / ".join(per_layer))
         return f"window {w}{dil}{' · autoregressive' if self.autoregressive else ''}"
 
 

@@ -1,9 +1,9 @@
-"""Numbers about heads over the whole document, from the model's band layout in O(N (G + 2W + 1)) per head: no
+"""Numbers about heads over the whole document, from the model's band layout in O(N (G + S)) per head: no
 N x N matrix is formed. No streamlit here.
 
 For every layer and head:
     entropy          -sum p log p of a query's attention (nats), averaged over every query (global rows too).
-                     log(2W + 1 + G) is a uniform row over the window; near 0, one key takes everything.
+                     log(S + G) is a uniform row over the window; near 0, one key takes everything.
     distance         sum p |key - query|, in tokens, averaged over every query: how far the head looks.
     global share     the part of a local query's attention that goes to the global tokens, averaged over local
                      queries (undefined without global tokens).
