@@ -20,6 +20,27 @@ def draw(records, key, title, timed):
     st.plotly_chart(figures.scaling_figure(by_method, slopes, title, timed), key=key, config=figures.png_config(key))
 
 
+def measure_into(state_key, measure):
+    """Run measure(lengths..., progress=...) with a progress bar; keep its records in st.session_state[state_key]."""
+    bar = st.progress(0.0, text="Starting…")
+    try:
+        with cache.backend_lock():  # alone on the machine, as far as this app can arrange it
+            st.session_state[state_key] = measure(progress=lambda f, msg: bar.progress(f, text=msg))
+    except Exception as e:  # a backend failing is a message, not a traceback
+        st.error(f"The measurement failed: {type(e).__name__}: {e}")
+    bar.empty()
+
+
+def show_measured(state_key, chart_key, title, timed):
+    """The records kept under state_key: what failed as a warning, the rest as a chart. Returns the records."""
+    live = st.session_state[state_key]
+    failed = sorted({f"{r['method']}: {r['error']}" for r in live if r.get("error")})
+    if failed:
+        st.warning("Not measured: " + "; ".join(failed))
+    draw([r for r in live if not r.get("error")], chart_key, title, timed)
+    return live
+
+
 # --- committed results -------------------------------------------------------------------------------------------
 
 st.subheader("Committed results")
@@ -59,22 +80,13 @@ st.caption(f"Where dense and sliding-window attention differ: passes 1-3 (scores
            f"default model's shape ({timing.HEADS} heads of {timing.HEAD_SIZE}, window {timing.WINDOW}, the first "
            "token global), in this process: the fastest of 3 calls after a warm-up, and the peak memory tracemalloc "
            "sees. The projections around them are O(n) for every method.")
+
 if st.button("Measure", key="measure", disabled=not chosen_methods):
-    bar = st.progress(0.0, text="Starting…")
-    try:
-        with cache.backend_lock():  # alone on the machine, as far as this app can arrange it
-            st.session_state["live_results"] = timing.measure(
-                chosen_methods, timing.lengths_up_to(n_max), progress=lambda f, msg: bar.progress(f, text=msg))
-    except Exception as e:  # a backend failing is a message, not a traceback
-        st.error(f"The measurement failed: {type(e).__name__}: {e}")
-    bar.empty()
+    measure_into("live_results", lambda progress: timing.measure(chosen_methods, timing.lengths_up_to(n_max),
+                                                                 progress=progress))
 if "live_results" in st.session_state:
-    live = st.session_state["live_results"]
-    failed = sorted({f"{r['method']}: {r['error']}" for r in live if r.get("error")})
-    if failed:
-        st.warning("Not measured: " + "; ".join(failed))
-    draw([r for r in live if not r.get("error")], "chart_live", "Measured just now on this machine",
-         "one attention call (passes 1-3)")
+    live = show_measured("live_results", "chart_live", "Measured just now on this machine",
+                         "one attention call (passes 1-3)")
     st.download_button("Download the measurements (.json)", data=json.dumps({"results": live}, indent=1),
                        file_name="scaling_live.json", mime="application/json", key="download_live",
                        on_click="ignore")
@@ -91,21 +103,10 @@ st.caption(f"The band kernel (passes 1-3) with its {timing.WINDOW // 2} keys a s
            f"{', '.join(map(str, timing.DILATIONS))}: key i + d·(t - W). Each query still reads 2W + 1 keys, only "
            "farther apart (a reach of d·W), so every line should have slope 1 and about the same height.")
 if st.button("Measure the dilations", key="measure_dilation"):
-    bar = st.progress(0.0, text="Starting…")
-    try:
-        with cache.backend_lock():
-            st.session_state["dilation_results"] = timing.measure_dilations(
-                dil_method, timing.lengths_up_to(dil_max_n), progress=lambda f, msg: bar.progress(f, text=msg))
-    except Exception as e:  # a backend failing is a message, not a traceback
-        st.error(f"The measurement failed: {type(e).__name__}: {e}")
-    bar.empty()
+    measure_into("dilation_results", lambda progress: timing.measure_dilations(
+        dil_method, timing.lengths_up_to(dil_max_n), progress=progress))
 if "dilation_results" in st.session_state:
-    live = st.session_state["dilation_results"]
-    failed = sorted({f"{r['method']}: {r['error']}" for r in live if r.get("error")})
-    if failed:
-        st.warning("Not measured: " + "; ".join(failed))
-    draw([r for r in live if not r.get("error")], "chart_dilation", "Dilated bands, measured just now",
-         "one call of passes 1-3")
+    show_measured("dilation_results", "chart_dilation", "Dilated bands, measured just now", "one call of passes 1-3")
     st.caption("The slope is what dilation leaves unchanged: it widens what a token can reach without adding keys. "
                "The heights may differ a little: the keys lie farther apart in memory, and a backend may regroup "
                "the tokens by dilation before its kernels run.")
