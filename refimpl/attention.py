@@ -185,11 +185,10 @@ def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_at
     k_global = gather_tokens(k, global_index)  # (B, H, G, D)
     band = np.zeros((B, H, N, 2 * w + 1), q.dtype)  # (B, H, N, 2W+1)
     visible_band = np.zeros((B, H, N, 2 * w + 1), bool)  # (B, H, N, 2W+1)
-    for heads, d, r, rows, w_sub, pad in dilated_subsequences(dilations, N, w):
+    for sub, slots, w_sub in dilated_subsequences(dilations, B, N, w):
         # the d-dilated band of the rows r, r+d, r+2d, ... is the plain band of that subsequence
-        sub = np.ix_(range(B), heads, rows)
-        band[sub + (slice(pad, pad + 2 * w_sub + 1),)] = band_scores(q[sub], k[sub], w_sub)
-        visible_band[sub + (slice(pad, pad + 2 * w_sub + 1),)] = band_mask(kind[:, rows], w_sub)[:, None]
+        band[sub + (slots,)] = band_scores(q[sub], k[sub], w_sub)
+        visible_band[sub + (slots,)] = band_mask(kind[:, sub[2].ravel()], w_sub)[:, None]  # sub[2]: the rows
     if autoregressive:
         visible_band[..., w + 1:] = False  # keys after the query
     scores = np.concatenate([q @ k_global.swapaxes(-1, -2), band], axis=-1)  # (B, H, N, G+2W+1)
@@ -206,25 +205,25 @@ def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_at
     # pass 3: weighted sum of the values, global columns and band
     v_global = gather_tokens(v, global_index)  # (B, H, G, D)
     context = probs[..., :G] @ v_global  # (B, H, N, D)
-    for heads, d, r, rows, w_sub, pad in dilated_subsequences(dilations, N, w):
-        sub = np.ix_(range(B), heads, rows)
-        context[sub] += band_context(probs[..., G:][sub + (slice(pad, pad + 2 * w_sub + 1),)], v[sub], w_sub)
+    for sub, slots, w_sub in dilated_subsequences(dilations, B, N, w):
+        context[sub] += band_context(probs[..., G:][sub + (slots,)], v[sub], w_sub)
     if not output_attentions:
         return context, None
     slots = G + (w + 1 if autoregressive else 2 * w + 1)  # autoregressive: the slots after the query are dropped
     return context, np.ascontiguousarray(probs[..., :slots])
 
 
-def dilated_subsequences(dilations, N: int, w: int):
-    """The pieces passes 1 and 3 run on: for each dilation d (the heads that have it) and each residue r < d, the
-    rows r, r+d, ... and the window w_sub = min(W, rows - 1) that can exist among them (at least 1), whose slots
-    sit at `pad` = W - w_sub in the 2W+1 band (the slots farther out never hold a key)."""
+def dilated_subsequences(dilations, B: int, N: int, w: int):
+    """The pieces passes 1 and 3 run on: for each dilation d (the heads that have it) and each residue r < d,
+    sub = the (batch, those heads, rows r, r+d, ...) index, the window w_sub = min(W, rows - 1) that can exist
+    among those rows (at least 1), and `slots`, where its 2 w_sub + 1 slots sit in the 2W+1 band (centred: the
+    slots farther out never hold a key)."""
     for d in sorted(set(dilations)):
         heads = [h for h, dh in enumerate(dilations) if dh == d]
         for r in range(min(d, N)):
             rows = np.arange(r, N, d)
             w_sub = max(min(w, len(rows) - 1), 1)
-            yield heads, d, r, rows, w_sub, w - w_sub
+            yield np.ix_(range(B), heads, rows), slice(w - w_sub, w + w_sub + 1), w_sub
 
 
 # ---------------------------------------------------------------------------------------------------------------
