@@ -246,8 +246,9 @@ class CupyBackend(Backend):
                shared_mem=smem)
         return context, (probs if output_attentions else None)
 
-    def bias_gelu(self, x, bias=None):
-        """gelu(x + bias) in one pass; bias (C,) over the last axis of x, or None."""
+    def bias_gelu(self, x, bias=None, out=None):
+        """gelu(x + bias) in one pass; bias (C,) over the last axis of x, or None; into out (x itself allowed) or
+        a new array."""
         cp = self.xp
         x = cp.ascontiguousarray(self._float32_input_any(x, "x"))
         C = x.shape[-1] if x.ndim else 1
@@ -255,7 +256,11 @@ class CupyBackend(Backend):
             bias = cp.ascontiguousarray(self._float32_input_any(bias, "bias"))
             if bias.shape != (C,):
                 raise ValueError(f"bias must have shape ({C},), got {bias.shape}")
-        out = cp.empty_like(x)
+        if out is None:
+            out = cp.empty_like(x)
+        elif not (isinstance(out, cp.ndarray) and out.dtype == np.float32 and out.shape == x.shape
+                  and out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous float32 CuPy array of shape {x.shape}")
         n = x.size
         if n == 0:
             return out
@@ -266,8 +271,8 @@ class CupyBackend(Backend):
             (x, bias if bias is not None else x, out, np.int64(n), np.int32(C), np.int32(bias is not None)))
         return out
 
-    def gelu(self, x):
-        return self.bias_gelu(x)
+    def gelu(self, x, out=None):
+        return self.bias_gelu(x, out=out)
 
     def global_attention(self, q_g, hidden, kv_global, kind, slot_used):
         """Pass 4: the reference's code on CuPy arrays (cuBLAS products)."""

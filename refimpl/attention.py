@@ -49,6 +49,7 @@ Deliberately different from transformers:
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -113,14 +114,26 @@ def global_slots(kind):
 
 
 def softmax(x, axis=-1):
-    x = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=axis, keepdims=True)
+    """Softmax along `axis`, in place: x is a fresh array of scores that the caller gives up. Returns x."""
+    x -= x.max(axis=axis, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=axis, keepdims=True)
+    return x
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Passes 1-3: the local attention with its global columns. The kernel every backend re-implements.
 # ---------------------------------------------------------------------------------------------------------------
+
+def diagonals(block, width):
+    """(..., W, M) -> the (..., W, width) view whose row r is block[..., r, r : r + width] (M >= W - 1 + width).
+
+    A view, not a copy: stepping one row steps one row and one column of the block. Written through, it fills the
+    band into the block."""
+    *_, row_step, column_step = block.strides
+    shape = block.shape[:-1] + (width,)
+    return np.lib.stride_tricks.as_strided(block, shape, block.strides[:-2] + (row_step + column_step, column_step))
+
 
 def band_scores(q, k, w):
     """Pass 1, band part: scores[b, h, i, t] = q_i . k_(i+t-W); keys outside the sequence score 0 (masked later).
@@ -132,14 +145,13 @@ def band_scores(q, k, w):
     n_blocks = -(-N // w)
     q = np.pad(q, [(0, 0), (0, 0), (0, n_blocks * w - N), (0, 0)])  # (B, H, n_blocks*W, D)
     k = np.pad(k, [(0, 0), (0, 0), (w, n_blocks * w - N + w), (0, 0)])  # (B, H, W + n_blocks*W + W, D)
-    # row r of a block is query cW+r; column m of its key block is key cW+m-W; slot t wants key cW+r+t-W: m = r+t
-    diagonal = np.arange(w)[:, None] + np.arange(2 * w + 1)[None, :]  # (W, 2W+1)
     scores = np.empty((B, H, n_blocks * w, 2 * w + 1), dtype=q.dtype)  # (B, H, n_blocks*W, 2W+1)
     for c in range(n_blocks):
         q_block = q[:, :, c * w:(c + 1) * w]  # (B, H, W, D)
         k_block = k[:, :, c * w:(c + 3) * w]  # (B, H, 3W, D)
         block = q_block @ k_block.swapaxes(-1, -2)  # (B, H, W, 3W)
-        scores[:, :, c * w:(c + 1) * w] = np.take_along_axis(block, diagonal[None, None], axis=-1)
+        # row r of a block is query cW+r; column m of its key block is key cW+m-W; slot t wants key cW+r+t-W: m = r+t
+        scores[:, :, c * w:(c + 1) * w] = diagonals(block, 2 * w + 1)  # (B, H, W, 2W+1)
     return scores[:, :, :N]  # (B, H, N, 2W+1)
 
 
@@ -149,11 +161,11 @@ def band_context(probs, v, w):
     n_blocks = -(-N // w)
     probs = np.pad(probs, [(0, 0), (0, 0), (0, n_blocks * w - N), (0, 0)])  # (B, H, n_blocks*W, 2W+1)
     v = np.pad(v, [(0, 0), (0, 0), (w, n_blocks * w - N + w), (0, 0)])  # (B, H, W + n_blocks*W + W, D)
-    diagonal = np.arange(w)[:, None] + np.arange(2 * w + 1)[None, :]  # (W, 2W+1)
     context = np.empty((B, H, n_blocks * w, D), dtype=v.dtype)  # (B, H, n_blocks*W, D)
+    block = np.zeros((B, H, w, 3 * w), dtype=probs.dtype)  # (B, H, W, 3W): 0 off the band, in every block
+    band = diagonals(block, 2 * w + 1)  # (B, H, W, 2W+1), a view into block
     for c in range(n_blocks):
-        block = np.zeros((B, H, w, 3 * w), dtype=probs.dtype)  # (B, H, W, 3W)
-        np.put_along_axis(block, diagonal[None, None], probs[:, :, c * w:(c + 1) * w], axis=-1)
+        band[...] = probs[:, :, c * w:(c + 1) * w]
         context[:, :, c * w:(c + 1) * w] = block @ v[:, :, c * w:(c + 3) * w]  # (B, H, W, D)
     return context[:, :, :N]  # (B, H, N, D)
 
@@ -181,49 +193,46 @@ def sliding_window_attention(q, k, v, kind, global_index, n_global, w, output_at
                          "ones included, and every token reads it; drop the global_attention_mask")
     slot_used = np.arange(G)[None, :] < n_global[:, None]  # (B, G)
 
-    # pass 1: scores against the band and against the global keys (the *local* key projection, as transformers)
-    k_global = gather_tokens(k, global_index)  # (B, H, G, D)
-    band = np.zeros((B, H, N, 2 * w + 1), q.dtype)  # (B, H, N, 2W+1)
-    visible_band = np.zeros((B, H, N, 2 * w + 1), bool)  # (B, H, N, 2W+1)
-    for sub, slots, w_sub in dilated_subsequences(dilations, B, N, w):
+    # pass 1: scores against the global keys (the *local* key projection, as transformers) and against the band
+    scores = np.zeros((B, H, N, G + 2 * w + 1), q.dtype)  # (B, H, N, G+2W+1): global columns, then the band
+    visible = np.zeros((B, H, N, G + 2 * w + 1), bool)  # (B, H, N, G+2W+1)
+    scores[..., :G] = q @ gather_tokens(k, global_index).swapaxes(-1, -2)  # (B, H, N, G)
+    visible[..., :G] = slot_used[:, None, None, :]
+    band, visible_band = scores[..., G:], visible[..., G:]  # (B, H, N, 2W+1) views
+    for heads, rows, slots, w_sub in dilated_subsequences(dilations, N, w):
         # the d-dilated band of the rows r, r+d, r+2d, ... is the plain band of that subsequence
-        band[sub + (slots,)] = band_scores(q[sub], k[sub], w_sub)
-        visible_band[sub + (slots,)] = band_mask(kind[:, sub[2].ravel()], w_sub)[:, None]  # sub[2]: the rows
+        band[:, heads, rows, slots] = band_scores(q[:, heads, rows], k[:, heads, rows], w_sub)
+        visible_band[:, heads, rows, slots] = band_mask(kind[:, rows], w_sub)[:, None]
     if autoregressive:
         visible_band[..., w + 1:] = False  # keys after the query
-    scores = np.concatenate([q @ k_global.swapaxes(-1, -2), band], axis=-1)  # (B, H, N, G+2W+1)
 
     # pass 2: softmax over the columns each query may see
-    visible = np.concatenate([
-        np.broadcast_to(slot_used[:, None, None, :], (B, H, N, G)),  # (B, H, N, G)
-        visible_band,  # (B, H, N, 2W+1)
-    ], axis=-1)  # (B, H, N, G+2W+1)
-    probs = softmax(np.where(visible, scores, MASKED))  # (B, H, N, G+2W+1)
-    is_local_query = (kind == LOCAL)[:, None, :, None]  # (B, 1, N, 1)
-    probs = np.where(is_local_query, probs, np.float32(0))  # padding rows and global rows are 0
+    np.copyto(scores, MASKED, where=~visible)
+    probs = softmax(scores)  # (B, H, N, G+2W+1)
+    probs *= (kind == LOCAL)[:, None, :, None]  # padding rows and global rows are 0
 
     # pass 3: weighted sum of the values, global columns and band
-    v_global = gather_tokens(v, global_index)  # (B, H, G, D)
-    context = probs[..., :G] @ v_global  # (B, H, N, D)
-    for sub, slots, w_sub in dilated_subsequences(dilations, B, N, w):
-        context[sub] += band_context(probs[..., G:][sub + (slots,)], v[sub], w_sub)
+    context = probs[..., :G] @ gather_tokens(v, global_index)  # (B, H, N, D)
+    for heads, rows, slots, w_sub in dilated_subsequences(dilations, N, w):
+        context[:, heads, rows] += band_context(probs[..., G:][:, heads, rows, slots], v[:, heads, rows], w_sub)
     if not output_attentions:
         return context, None
     slots = G + (w + 1 if autoregressive else 2 * w + 1)  # autoregressive: the slots after the query are dropped
     return context, np.ascontiguousarray(probs[..., :slots])
 
 
-def dilated_subsequences(dilations, B: int, N: int, w: int):
-    """The pieces passes 1 and 3 run on: for each dilation d (the heads that have it) and each residue r < d,
-    sub = the (batch, those heads, rows r, r+d, ...) index, the window w_sub = min(W, rows - 1) that can exist
-    among those rows (at least 1), and `slots`, where its 2 w_sub + 1 slots sit in the 2W+1 band (centred: the
-    slots farther out never hold a key)."""
-    for d in sorted(set(dilations)):
-        heads = [h for h, dh in enumerate(dilations) if dh == d]
+def dilated_subsequences(dilations, N: int, w: int):
+    """The pieces passes 1 and 3 run on, as slices (so that they index views, never copies): for each run of
+    adjacent heads that share a dilation d and each residue r < d, those `heads`, the `rows` r, r+d, r+2d, ...,
+    the window w_sub = min(W, rows - 1) that can exist among those rows (at least 1), and `slots`, where its
+    2 w_sub + 1 slots sit in the 2W+1 band (centred: the slots farther out never hold a key)."""
+    first = 0
+    for d, run in itertools.groupby(dilations):
+        last = first + len(list(run))
         for r in range(min(d, N)):
-            rows = np.arange(r, N, d)
-            w_sub = max(min(w, len(rows) - 1), 1)
-            yield np.ix_(range(B), heads, rows), slice(w - w_sub, w + w_sub + 1), w_sub
+            w_sub = max(min(w, len(range(r, N, d)) - 1), 1)
+            yield slice(first, last), slice(r, None, d), slice(w - w_sub, w + w_sub + 1), w_sub
+        first = last
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ class LongformerLayer:
     def __call__(self, hidden, kind, global_index, n_global, output_attentions):
         context, probs, global_probs = self.attention(hidden, kind, global_index, n_global, output_attentions)
         hidden = self.attention_norm(self.attention_output(context), residual=hidden)  # (B, N, C)
-        ff = self.act(self.intermediate(hidden))  # (B, N, F)
+        ff = self.intermediate(hidden)  # (B, N, F)
+        ff = self.act(ff, out=ff)  # in place: the product is not needed after it, and a fresh (B, N, F) costs
         hidden = self.output_norm(self.output(ff), residual=hidden)  # (B, N, C)
         return hidden, probs, global_probs
 
@@ -240,13 +241,14 @@ class LongformerPreTrainedModel:
 
         words = self.embeddings.word[up(ids)] if embeds is None else up(embeds)  # (B, N, C)
         hidden = self.embeddings(words, up(position_ids), up(token_type_ids))  # (B, N, C)
-        all_hidden, all_probs, all_global_probs = [], [], []
+        # every layer's states are kept only when asked: otherwise they are freed layer by layer
+        all_hidden, all_probs, all_global_probs = ([hidden] if output_hidden_states else []), [], []
         for layer in self.layers:
-            all_hidden.append(hidden)
             hidden, probs, global_probs = layer(hidden, kind_d, global_index_d, n_global_d, output_attentions)
+            if output_hidden_states:
+                all_hidden.append(hidden)
             all_probs.append(probs)
             all_global_probs.append(global_probs)
-        all_hidden.append(hidden)
 
         has_global = global_index.shape[1] > 0
         return LongformerBaseModelOutputWithPooling(

@@ -20,20 +20,33 @@ ERF_CLAMP = 4.0
 
 
 def erf(x):
+    """x * p(x^2) / q(x^2), both polynomials by Horner's rule. Each step updates its array in place (p *= x2;
+    p += c computes p * x2 + c, rounded the same): on the FFN's (N, F) arrays a new array per step cost more
+    than the arithmetic."""
     x = x.clip(-ERF_CLAMP, ERF_CLAMP)
     x2 = x * x
-    p = np.float32(ERF_P[0])
-    for c in ERF_P[1:]:
-        p = p * x2 + np.float32(c)
-    q = np.float32(ERF_Q[0])
-    for c in ERF_Q[1:]:
-        q = q * x2 + np.float32(c)
-    return x * p / q
+    p = x2 * np.float32(ERF_P[0])
+    p += np.float32(ERF_P[1])
+    for c in ERF_P[2:]:
+        p *= x2
+        p += np.float32(c)
+    q = x2 * np.float32(ERF_Q[0])
+    q += np.float32(ERF_Q[1])
+    for c in ERF_Q[2:]:
+        q *= x2
+        q += np.float32(c)
+    p *= x
+    p /= q
+    return p
 
 
 def gelu(x):
-    """The exact GELU of BERT and RoBERTa, x * Phi(x)."""
-    return x * np.float32(0.5) * (np.float32(1.0) + erf(x * np.float32(1 / math.sqrt(2))))
+    """The exact GELU of BERT and RoBERTa, x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2))."""
+    y = erf(x * np.float32(1 / math.sqrt(2)))
+    y += np.float32(1.0)
+    y *= x
+    y *= np.float32(0.5)  # exact: halving commutes with rounding
+    return y
 
 
 def gelu_tanh(x, xp=np):
@@ -52,19 +65,28 @@ def layer_norm(x, weight, bias, eps):
     return (x - mean) / (var + np.float32(eps)) ** np.float32(0.5) * weight + bias
 
 
+def written_to(y, out=None):
+    """y, or y copied into `out` and `out` returned: the `out=` of a function that computes a fresh array."""
+    if out is None:
+        return y
+    out[...] = y
+    return out
+
+
 # config.hidden_act -> the function; "gelu" goes through the backend (which may fuse it), the rest are xp-generic
 SUPPORTED_ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh")
 
 
 def activation(name: str, backend):
-    """The activation called `name` (config.hidden_act), on the backend's arrays."""
+    """The activation called `name` (config.hidden_act), on the backend's arrays: f(x, out=None), where `out` (an
+    array of x's shape, x itself allowed) receives the result, so that the model needs no second (B, N, F) array."""
     xp = backend.xp
     return {
         "gelu": backend.gelu,
-        "relu": lambda x: xp.maximum(x, np.float32(0)),
-        "gelu_new": lambda x: gelu_tanh(x, xp),
-        "gelu_pytorch_tanh": lambda x: gelu_tanh(x, xp),
-        "silu": lambda x: silu(x, xp),
-        "swish": lambda x: silu(x, xp),
-        "tanh": xp.tanh,
+        "relu": lambda x, out=None: xp.maximum(x, np.float32(0), out=out),
+        "gelu_new": lambda x, out=None: written_to(gelu_tanh(x, xp), out),
+        "gelu_pytorch_tanh": lambda x, out=None: written_to(gelu_tanh(x, xp), out),
+        "silu": lambda x, out=None: written_to(silu(x, xp), out),
+        "swish": lambda x, out=None: written_to(silu(x, xp), out),
+        "tanh": lambda x, out=None: xp.tanh(x, out=out),
     }[name]

@@ -1,6 +1,7 @@
 // The feed-forward block's elementwise pieces, float32: bias + exact GELU, and residual + LayerNorm.
 // Computes: bias_gelu_f32      out = gelu(x + bias) with gelu(h) = h/2 (1 + erf(h / sqrt 2)) (BERT's exact GELU;
-//                              refimpl.ops.gelu), bias optional (has_bias 0: out = gelu(x)).
+//                              refimpl.ops.gelu), bias optional (has_bias 0: out = gelu(x)). out may be x (each
+//                              element is read, then written, by one thread).
 //           residual_layer_norm_f32  out = LayerNorm(x + residual) over the last axis, biased variance, as torch;
 //                              residual optional (has_residual 0). out may be x (the row is read before it is written).
 // Shapes: x, residual, out (rows, C) float32 C-contiguous; bias, weight (C,) float32.
@@ -11,8 +12,8 @@
 
 #include "common.cuh"  // LN_THREADS, GELU_THREADS
 
-extern "C" __global__ void bias_gelu_f32(const float* __restrict__ x, const float* __restrict__ bias,
-                                         float* __restrict__ out, long long n, int C, int has_bias)
+extern "C" __global__ void bias_gelu_f32(const float* x, const float* __restrict__ bias, float* out,
+                                         long long n, int C, int has_bias)
 {
     const float inv_sqrt2 = 0.70710678118654752440f;
     const long long stride = (long long)gridDim.x * blockDim.x;

@@ -78,8 +78,10 @@ class Backend(abc.ABC):
         return self.layer_norm(x + residual, weight, bias, eps)
 
     @abc.abstractmethod
-    def gelu(self, x):
-        """The exact (erf) GELU, elementwise, float32 of any shape."""
+    def gelu(self, x, out=None):
+        """The exact (erf) GELU, elementwise, float32 of any shape. out: an array of x's shape and dtype to write
+        the result into, x itself allowed (the model passes its FFN product, so that no second array is made);
+        returns out, or a new array when out is None."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

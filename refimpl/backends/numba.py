@@ -152,13 +152,15 @@ def _gelu1(x):
 
 
 @_jit(parallel=True, fastmath=_FMA)
-def _gelu_kernel(x, bias, out):
-    """out = gelu(x + bias), x and out (rows, F), bias (F,) (zeros for plain GELU)."""
+def _gelu_kernel(x, bias):
+    """x = gelu(x + bias) in place, x (rows, F), bias (F,) (zeros for plain GELU). In place, because LLVM vectorizes
+    a loop over two arrays only after a runtime check that they do not overlap, and the model's call writes into
+    its input."""
     rows, F = x.shape
     for r in prange(rows):
-        x_row, out_row = x[r], out[r]
+        x_row = x[r]
         for f in range(F):
-            out_row[f] = _gelu1(x_row[f] + bias[f])
+            x_row[f] = _gelu1(x_row[f] + bias[f])
 
 
 @_jit(parallel=True, fastmath=_SUMS)
@@ -623,17 +625,23 @@ class NumbaBackend(NumpyBackend):
         context_g += probs_g.sum(axis=-1, keepdims=True) * b_v  # (B, H, G, D)
         return context_g, probs_g
 
-    def bias_gelu(self, x, bias=None):
-        """gelu(x + bias) in one pass over x (..., F)."""
+    def bias_gelu(self, x, bias=None, out=None):
+        """gelu(x + bias) in one pass over x (..., F), written into out (x itself allowed) or a new array."""
         x = _float32(x, "x")
-        F = x.shape[-1]
+        F = x.shape[-1] if x.ndim else 1
         bias = np.zeros(F, np.float32) if bias is None else _float32(bias, "bias")
-        out = np.empty_like(x)
-        _gelu_kernel(x.reshape(-1, F), bias, out.reshape(-1, F))
+        if out is None:
+            out = x.copy()
+        elif out is not x:
+            if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == x.shape
+                    and out.flags.c_contiguous and out.flags.writeable):
+                raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {x.shape}")
+            out[...] = x
+        _gelu_kernel(out.reshape(-1, F), bias)
         return out
 
-    def gelu(self, x):
-        return self.bias_gelu(x)
+    def gelu(self, x, out=None):
+        return self.bias_gelu(x, out=out)
 
     def residual_layer_norm(self, x, residual, weight, bias, eps):
         """LayerNorm(x + residual) over the last axis, in one pass over x and residual (..., C)."""

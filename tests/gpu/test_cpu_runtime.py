@@ -178,6 +178,9 @@ def test_elementwise_kernels_equal_numpy(shape, schedule):
     tol = dict(atol=BACKEND_ATOL, rtol=0)
     assert_close(be.gelu(x), gelu(x), **tol, what="gelu")
     assert_close(be.bias_gelu(x, bias), gelu(x + bias), **tol, what="bias_gelu")
+    in_place = x.copy()
+    assert be.bias_gelu(in_place, bias, out=in_place) is in_place  # the kernel's x and out one array
+    assert_close(in_place, gelu(x + bias), **tol, what="bias_gelu in place")
     assert_close(be.layer_norm(x, weight, bias, 1e-5), layer_norm(x, weight, bias, 1e-5), **tol, what="layer_norm")
     assert_close(be.residual_layer_norm(x, residual, weight, bias, 1e-12),
                  layer_norm(x + residual, weight, bias, 1e-12), **tol, what="residual_layer_norm")

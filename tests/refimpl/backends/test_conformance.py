@@ -108,6 +108,11 @@ def test_elementwise(backend_name, shape):
     bias = rng.standard_normal(shape[-1], dtype=np.float32)
     up, down = backend.asarray, backend.asnumpy
     assert_close(down(backend.gelu(up(x))), reference.gelu(x), atol=BACKEND_ATOL, rtol=0, what="gelu")
+    # out=: the model writes the GELU over its FFN product; x itself and another array both receive the result
+    x_dev, other = up(x.copy()), up(np.zeros_like(x))
+    assert backend.gelu(x_dev, out=x_dev) is x_dev and backend.gelu(up(x), out=other) is other
+    for got in (x_dev, other):
+        assert_close(down(got), reference.gelu(x), atol=BACKEND_ATOL, rtol=0, what="gelu into out")
     assert_close(down(backend.layer_norm(up(x), up(weight), up(bias), 1e-5)),
                  reference.layer_norm(x, weight, bias, 1e-5), atol=BACKEND_ATOL, rtol=0, what="layer_norm")
     assert_close(down(backend.residual_layer_norm(up(x), up(residual), up(weight), up(bias), 1e-5)),

@@ -118,6 +118,12 @@ def test_gelu_and_layer_norm_equal_reference(numba_backend):
     bias, weight = rng.standard_normal(40, dtype=np.float32), rng.standard_normal(40, dtype=np.float32)
     assert_close(numba_backend.gelu(x), gelu(x), atol=ATOL, rtol=0, what="gelu")
     assert_close(numba_backend.bias_gelu(x, bias), gelu(x + bias), atol=ATOL, rtol=0, what="bias_gelu")
+    in_place = x.copy()
+    numba_backend.bias_gelu(in_place, bias, out=in_place)
+    assert_close(in_place, gelu(x + bias), atol=ATOL, rtol=0, what="bias_gelu in place")
+    for bad in (np.empty((3, 17), np.float32), np.empty(x.shape, np.float64), np.empty(x.shape[::-1], np.float32).T):
+        with pytest.raises(ValueError, match="out must be a writeable C-contiguous float32 array of shape"):
+            numba_backend.gelu(x, out=bad)
     assert_close(numba_backend.layer_norm(x, weight, bias, 1e-5), layer_norm(x, weight, bias, 1e-5),
                  atol=ATOL, rtol=0, what="layer_norm")
     assert_close(numba_backend.residual_layer_norm(x, residual, weight, bias, 1e-5),
