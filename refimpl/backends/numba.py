@@ -262,7 +262,9 @@ def _pass1_global_scores(scores_g, q4, k, global_index, n_global):
 
 @_jit(fastmath=_SUMS)
 def _pass2_softmax(row, row_g, kind, n_global):
-    """Pass 2 for one local query: one softmax over its global columns and its band keys, in place.
+    """Pass 2 for one local query: one softmax over its global columns and its band keys, in place, but for the
+    division: the scores become exp(score - max), and 1 / their sum is returned (the caller scales the context,
+    R x D numbers, instead of the probabilities, G + 2W+1 of them).
 
     row (2W+1 or fewer,) the scores of the band keys inside the sequence, kind (same length) their kinds. A band
     key is visible when it is local (kind 1): padding and global keys (they have their own column) get 0.
@@ -285,11 +287,7 @@ def _pass2_softmax(row, row_g, kind, n_global):
         e = e if kind[m] == LOCAL else np.float32(0.0)
         row[m] = e
         total += e
-    inv = np.float32(1.0) / total
-    for g in range(row_g.shape[0]):
-        row_g[g] *= inv
-    for m in range(row.shape[0]):
-        row[m] *= inv
+    return np.float32(1.0) / total
 
 
 @_jit(fastmath=_SUMS)
@@ -399,6 +397,7 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
         scores_g = np.empty((R, G), np.float32)  # (R, G)
         q4 = np.zeros((R, D), np.float32)  # (R, D): the group's queries (in a last, short group the rest is unused)
         context4 = np.empty((R, D), np.float32)  # (R, D)
+        inv_sum = np.zeros(R, np.float32)  # (R,): 1 / each query's sum of exp, 0 for a row that is not local
         for i0 in range(first, last, R):
             rows = min(R, last - i0)
             n_local = 0
@@ -418,22 +417,24 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
             _pass1_band_scores(scores, q4, kT, jlo - key0, m_keys)
             _pass1_global_scores(scores_g, q4, k[b, h], global_index[b], ng)
 
-            # pass 2: softmax over the columns each query may see; other queries' rows become 0
+            # pass 2: softmax over the columns each query may see (its division below); other queries' rows are 0
             for r in range(R):
                 i = i0 + r
                 if r < rows and kind[b, i] == LOCAL:
                     m_lo, m_hi = max(i - w, 0) - jlo, min(i + ahead + 1, N) - jlo  # the query's own band
                     scores[r, :m_lo] = 0
-                    _pass2_softmax(scores[r, m_lo:m_hi], scores_g[r], kind[b, jlo + m_lo:jlo + m_hi], ng)
+                    inv_sum[r] = _pass2_softmax(scores[r, m_lo:m_hi], scores_g[r], kind[b, jlo + m_lo:jlo + m_hi], ng)
                     scores[r, m_hi:m_keys] = 0
                 else:
                     scores[r] = 0
                     scores_g[r] = 0
+                    inv_sum[r] = 0
 
-            # pass 3: weighted sum of the values, band and global columns
+            # pass 3: weighted sum of the values, band and global columns, then pass 2's division
             _pass3_band_context(context4, scores, vT, jlo - key0, m_keys)
             _pass3_global_context(context4, scores_g, v[b, h], global_index[b], ng)
-            context[b, h, i0:i0 + rows] = context4[:rows]
+            for r in range(rows):
+                context[b, h, i0 + r] = context4[r] * inv_sum[r]
 
             if want_probs:  # the (G + S) layout: global columns, then band slot t = key i + t - W
                 for r in range(rows):
@@ -441,10 +442,10 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
                     out = probs[b, h, i]
                     out[:] = 0
                     if kind[b, i] == LOCAL:
-                        out[:G] = scores_g[r]
+                        out[:G] = scores_g[r] * inv_sum[r]
                         m_lo, m_hi = max(i - w, 0) - jlo, min(i + ahead + 1, N) - jlo
                         t0 = jlo + m_lo - i + w
-                        out[G + t0:G + t0 + m_hi - m_lo] = scores[r, m_lo:m_hi]
+                        out[G + t0:G + t0 + m_hi - m_lo] = scores[r, m_lo:m_hi] * inv_sum[r]
 
 
 # ---------------------------------------------------------------------------------------------------------------
