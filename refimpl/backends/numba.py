@@ -16,11 +16,15 @@ What is different from the reference, and why:
     over the keys with 4 queries x 4 head dims of V transposed as 16 running sums. Each job transposes the keys and
     values its queries see into its own buffer. Measured on the first machine (AMD Zen 4): pass 1 at ~70% and
     pass 3 at ~80% of NumPy's sgemm rate; one query against one key at a time reached ~35%. On an Intel Xeon
-    (KVM guest, LLVM: rocketlake; one thread, 4096 tokens, 12 heads of 64, W = 256; 125 ms in all): pass 1 ~40 ms (~80
-    GFLOP/s, near the 256-bit FMA peak, ~55% of OpenBLAS's 512-bit sgemm per core), pass 2 ~35 ms, pass 3 ~32 ms,
-    the transposes and the rest ~10 ms. LLVM emits 256-bit vectors for this CPU (its tuning prefers them); forcing
-    512-bit ones (NUMBA_CPU_FEATURES with -prefer-256-bit) was slower, 137 ms, and 8 head dims per sweep of pass 1
-    instead of 4 changed nothing.
+    (KVM guest, LLVM: rocketlake; 2 threads, 4096 tokens, 12 heads of 64, W = 256; 49-53 ms in all, measured by
+    leaving a pass out): pass 1 ~22 ms (~150 GFLOP/s, the 256-bit FMA peak of the 2 cores, about half of OpenBLAS's
+    512-bit sgemm), pass 3 ~18 ms, pass 2, the transposes and the rest ~11 ms. LLVM emits 256-bit vectors for this
+    CPU (its tuning prefers them); forcing 512-bit ones (NUMBA_CPU_FEATURES with -prefer-256-bit) gave 54.5 ms
+    against 53.3, and 8 head dims per sweep of pass 1 instead of 4 then 50 ms: the products would need a
+    register-blocked 512-bit micro-kernel, which LLVM does not make of these loops.
+  - Pass 2's max goes through LLVM's maxnum (`_max`), which LLVM vectorizes; Python's max compiled to compares
+    and branches that it did not (510 ns a row of 513 scores, against 80; pass 2 took 24 ms of the kernel's 68 before).
+    Its division is left to the end: the R x D context is scaled by 1 / the sum, not the G + 2W+1 probabilities.
   - exp is a float32 polynomial (Cephes' expf, within 2 ulp) that LLVM vectorizes; math.exp is a scalar libm call,
     3x slower per element here. GELU uses the reference's rational erf (math.erf is a scalar call: the GELU of a
     4096 x 3072 array took 110-190 ms with it, 2.5 ms with the rational erf).
