@@ -288,7 +288,7 @@ class LongformerSelfAttention:
         self.kv_global = tuple(xp.concatenate([p[i] for p in (self.key_global, self.value_global)]) for i in (0, 1))
 
     def project(self, x, weight_bias, count=1):
-        return project(x, weight_bias, count, self.H, self.backend.xp)
+        return self.backend.project(x, weight_bias, count, self.H)
 
     def __call__(self, hidden, kind, global_index, n_global, output_attentions=False):
         """hidden (B, N, C); kind (B, N) and global_index (B, G), n_global (B,) on the backend's device.

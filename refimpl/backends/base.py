@@ -18,6 +18,7 @@ import operator
 
 import numpy as np
 
+from refimpl import attention
 from refimpl.attention import head_dilations
 
 
@@ -72,6 +73,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def layer_norm(self, x, weight, bias, eps):
         """LayerNorm over the last axis, torch's biased variance. x (..., C) float32; weight, bias (C,)."""
+
+    def project(self, x, weight_bias, count, H):
+        """x (B, N, C) float32 through `count` stacked projections, weight_bias = (weight (count*C, C), bias
+        (count*C,)) -> a list of `count` arrays (B, H, N, D), C-contiguous. A backend may fuse the bias and the
+        split into heads."""
+        return attention.project(x, weight_bias, count, H, self.xp)
 
     def residual_layer_norm(self, x, residual, weight, bias, eps):
         """LayerNorm(x + residual), shapes as layer_norm; a backend may fuse the sum into the norm."""

@@ -98,6 +98,25 @@ def test_global_attention(backend_name, case):
 
 
 @pytest.mark.parametrize("backend_name", OTHERS)
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_project(backend_name, count):
+    """The stacked projections into heads (the numba backend fuses the bias and the split): same arrays, each
+    (B, H, N, D) and C-contiguous, as the kernels expect."""
+    backend, reference = get_backend(backend_name), get_backend("numpy")
+    rng = np.random.default_rng(count)
+    B, N, C, H = 2, 7, 24, 3
+    x = rng.standard_normal((B, N, C), dtype=np.float32)
+    weight_bias = (rng.standard_normal((count * C, C), dtype=np.float32),
+                   rng.standard_normal(count * C, dtype=np.float32))
+    got = backend.project(backend.asarray(x), tuple(backend.asarray(a) for a in weight_bias), count, H)
+    want = reference.project(x, weight_bias, count, H)
+    assert len(got) == len(want) == count
+    for g, r in zip(got, want):
+        assert g.shape == (B, H, N, C // H) and g.flags.c_contiguous
+        assert_close(backend.asnumpy(g), r, atol=BACKEND_ATOL, rtol=0, what="project")
+
+
+@pytest.mark.parametrize("backend_name", OTHERS)
 @pytest.mark.parametrize("shape", [(1, 1, 8), (2, 5, 32), (3, 768)])
 def test_elementwise(backend_name, shape):
     backend, reference = get_backend(backend_name), get_backend("numpy")
