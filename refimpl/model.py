@@ -40,9 +40,13 @@ class Linear:
         self.weight, self.bias = params[f"{name}.weight"], params[bias or f"{name}.bias"]
 
     def __call__(self, x):
-        y = x @ self.weight.T
+        y = self.product(x)
         y += self.bias  # in place: one array per product, not two
         return y
+
+    def product(self, x):
+        """x W^T, without the bias (for a caller that adds it in a pass of its own)."""
+        return x @ self.weight.T
 
 
 class LayerNorm:
@@ -96,8 +100,8 @@ class LongformerLayer:
     def __call__(self, hidden, kind, global_index, n_global, output_attentions):
         context, probs, global_probs = self.attention(hidden, kind, global_index, n_global, output_attentions)
         hidden = self.attention_norm(self.attention_output(context), residual=hidden)  # (B, N, C)
-        ff = self.intermediate(hidden)  # (B, N, F)
-        ff = self.act(ff, out=ff)  # in place: the product is not needed after it, and a fresh (B, N, F) costs
+        ff = self.intermediate.product(hidden)  # (B, N, F): x W^T; the bias goes in with the activation
+        ff = self.act(ff, self.intermediate.bias, out=ff)  # act(x W^T + b) in place: one pass, no second (B, N, F)
         hidden = self.output_norm(self.output(ff), residual=hidden)  # (B, N, C)
         return hidden, probs, global_probs
 

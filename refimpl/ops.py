@@ -78,15 +78,17 @@ SUPPORTED_ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "silu"
 
 
 def activation(name: str, backend):
-    """The activation called `name` (config.hidden_act), on the backend's arrays: f(x, out=None), where `out` (an
-    array of x's shape, x itself allowed) receives the result, so that the model needs no second (B, N, F) array."""
+    """The activation called `name` (config.hidden_act) of a dense layer's product and bias, on the backend's
+    arrays: f(x, bias, out=None) = act(x + bias), where `out` (an array of x's shape, x itself allowed) receives the
+    result, so that the model needs no second (B, N, F) array. The exact GELU goes through the backend, which may
+    add the bias in the same pass."""
     xp = backend.xp
     return {
-        "gelu": backend.gelu,
-        "relu": lambda x, out=None: xp.maximum(x, np.float32(0), out=out),
-        "gelu_new": lambda x, out=None: written_to(gelu_tanh(x, xp), out),
-        "gelu_pytorch_tanh": lambda x, out=None: written_to(gelu_tanh(x, xp), out),
-        "silu": lambda x, out=None: written_to(silu(x, xp), out),
-        "swish": lambda x, out=None: written_to(silu(x, xp), out),
-        "tanh": lambda x, out=None: xp.tanh(x, out=out),
+        "gelu": backend.bias_gelu,
+        "relu": lambda x, bias, out=None: xp.maximum(xp.add(x, bias, out=out), np.float32(0), out=out),
+        "gelu_new": lambda x, bias, out=None: written_to(gelu_tanh(x + bias, xp), out),
+        "gelu_pytorch_tanh": lambda x, bias, out=None: written_to(gelu_tanh(x + bias, xp), out),
+        "silu": lambda x, bias, out=None: written_to(silu(x + bias, xp), out),
+        "swish": lambda x, bias, out=None: written_to(silu(x + bias, xp), out),
+        "tanh": lambda x, bias, out=None: xp.tanh(xp.add(x, bias, out=out), out=out),
     }[name]

@@ -74,6 +74,11 @@ class Backend(abc.ABC):
     def layer_norm(self, x, weight, bias, eps):
         """LayerNorm over the last axis, torch's biased variance. x (..., C) float32; weight, bias (C,)."""
 
+    def bias_gelu(self, x, bias, out=None):
+        """gelu(x + bias): x (..., F) float32, bias (F,); out as for gelu (x itself allowed). A backend may add the
+        bias in the GELU's own pass."""
+        return self.gelu(x + bias, out=out)
+
     def project(self, x, weight_bias, count, H):
         """x (B, N, C) float32 through `count` stacked projections, weight_bias = (weight (count*C, C), bias
         (count*C,)) -> a list of `count` arrays (B, H, N, D), C-contiguous. A backend may fuse the bias and the

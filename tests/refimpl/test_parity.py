@@ -174,3 +174,31 @@ def test_save_pretrained_round_trips_through_transformers(checkpoint_factory, tm
     ids = np.random.default_rng(6).integers(3, 97, (1, 12))
     with torch.no_grad():
         assert_close(again(torch.as_tensor(ids)).logits.numpy(), ref_model(torch.as_tensor(ids)).logits.numpy())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("hidden_act", ["gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh"])
+def test_every_activation_equals_transformers(hidden_act, backend, tmp_path):
+    """Would catch: an activation that drops the intermediate dense's bias (the model hands it to the activation,
+    which adds it in its own pass) or writes its result somewhere other than the FFN's product. Every bias is
+    random here (transformers initialises them to 0, which would hide a dropped one)."""
+    from conftest import save_transformers_checkpoint
+    from refimpl.ops import SUPPORTED_ACTIVATIONS
+
+    assert hidden_act in SUPPORTED_ACTIVATIONS
+    if backend == "numba":
+        pytest.importorskip("numba")
+    ref_model = save_transformers_checkpoint(tmp_path, "LongformerModel", hidden_act=hidden_act)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in ref_model.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_(0, 0.5)
+    ref_model.save_pretrained(tmp_path)
+    directory = tmp_path
+    rng = np.random.default_rng(7)
+    ids, mask, glob = random_inputs(rng, 2, 21, pad_rows={1: 15}, n_global={0: 2})
+    ours = refimpl.LongformerModel.from_pretrained(directory, backend=backend)(
+        ids, attention_mask=mask, global_attention_mask=glob)
+    ref = torch_run(ref_model, input_ids=ids, attention_mask=mask, global_attention_mask=glob)
+    assert_close(ours.last_hidden_state, ref.last_hidden_state.numpy(), what=f"{hidden_act} on {backend}")
