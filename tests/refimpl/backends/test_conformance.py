@@ -132,6 +132,9 @@ def test_elementwise(backend_name, shape):
     assert backend.gelu(x_dev, out=x_dev) is x_dev and backend.gelu(up(x), out=other) is other
     for got in (x_dev, other):
         assert_close(down(got), reference.gelu(x), atol=BACKEND_ATOL, rtol=0, what="gelu into out")
+    x_dev = up(x.copy())  # the FFN's call: the dense's product and its bias, written over the product
+    assert backend.bias_gelu(x_dev, up(bias), out=x_dev) is x_dev
+    assert_close(down(x_dev), reference.bias_gelu(x, bias), atol=BACKEND_ATOL, rtol=0, what="bias_gelu")
     assert_close(down(backend.layer_norm(up(x), up(weight), up(bias), 1e-5)),
                  reference.layer_norm(x, weight, bias, 1e-5), atol=BACKEND_ATOL, rtol=0, what="layer_norm")
     assert_close(down(backend.residual_layer_norm(up(x), up(residual), up(weight), up(bias), 1e-5)),
