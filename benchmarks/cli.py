@@ -103,7 +103,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         f"{s} {','.join(map(str, LENGTHS[s]))}" for s in SCOPES) + ")")
     parser.add_argument("--backends", help=f"comma-separated methods out of {', '.join(METHODS)} "
                         "(default: every one that runs here)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per size after the warm-up (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per size after the warm-up (default 5)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent),
                         help="folder for the JSON, Markdown and HTML results (default: benchmarks/)")
     parser.add_argument("--quick", action="store_true", help="a few small lengths and one round: checks the wiring")
