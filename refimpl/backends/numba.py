@@ -11,17 +11,19 @@ What is different from the reference, and why:
   - No (B, H, N, 2W+1) array unless output_attentions: the reference builds the whole band of scores; here one
     group of R = 4 queries at a time holds its band, (R, M) floats indexed by key (key jlo + m), and the context
     is written directly. The probabilities are written out only when asked for.
-  - Passes 1 and 3 are written as small matrix products that LLVM vectorizes: pass 1 sweeps the keys with 4 queries
-    x 4 head dims at a time (each key value loaded feeds 4 multiply-adds) from K transposed (D, keys); pass 3 sums
-    over the keys with 4 queries x 4 head dims of V transposed as 16 running sums. Each job transposes the keys and
-    values its queries see into its own buffer. Measured on the first machine (AMD Zen 4): pass 1 at ~70% and
-    pass 3 at ~80% of NumPy's sgemm rate; one query against one key at a time reached ~35%. On an Intel Xeon
-    (KVM guest, LLVM: rocketlake; 2 threads, 4096 tokens, 12 heads of 64, W = 256; 49-53 ms in all, measured by
-    leaving a pass out): pass 1 ~22 ms (~150 GFLOP/s, the 256-bit FMA peak of the 2 cores, about half of OpenBLAS's
-    512-bit sgemm), pass 3 ~18 ms, pass 2, the transposes and the rest ~11 ms. LLVM emits 256-bit vectors for this
-    CPU (its tuning prefers them); forcing 512-bit ones (NUMBA_CPU_FEATURES with -prefer-256-bit) gave 54.5 ms
-    against 53.3, and 8 head dims per sweep of pass 1 instead of 4 then 50 ms: the products would need a
-    register-blocked 512-bit micro-kernel, which LLVM does not make of these loops.
+  - Passes 1 and 3 are small matrix products in register tiles (`_tile_product`): out[r, 0:64] = sum_t a[r, t]
+    b[t, 0:64] for 4 rows, the 16 running sums (4 rows x 4 vectors of 16 floats) held in AVX-512 registers while t
+    runs. Pass 1: the group's 4 queries against 64 keys of K transposed (D, keys) at a time, t over the head dims;
+    pass 3: the 4 rows of probabilities against 64 head dims of V, t over the keys, straight from v (N, D). The tile
+    is written as LLVM vector code through an intrinsic, because LLVM's vectorizer makes 256-bit loops for this CPU
+    (its tuning prefers them) and keeps running sums in memory. Measured on the Intel Xeon (KVM guest, LLVM:
+    rocketlake; 2 threads, 4096 tokens, 12 heads of 64, W = 256), leaving one pass out at a time: as loops (4 queries
+    x 4 head dims per sweep, LLVM-vectorized) pass 1 took ~22 ms and pass 3 ~18 ms of 49-53, the 256-bit FMA peak
+    (~150 GFLOP/s on the 2 cores, about half of OpenBLAS's 512-bit sgemm); as tiles ~18 and ~15 ms of 43-45.
+    Forcing 512-bit vectors on the loops (NUMBA_CPU_FEATURES with -prefer-256-bit) gave 54.5 ms against 53.3, and
+    groups of 8 queries with 8 x 32 tiles 43.7 against 42.3-44.1: neither is used. The keys past the last whole tile
+    (M mod 64 of them) and head sizes that are not a multiple of 64 (pass 3) go through the loops, which read V
+    transposed; each job transposes the keys (and then the values) its queries see into its own buffers.
   - Pass 2's max goes through LLVM's maxnum (`_max`), which LLVM vectorizes; Python's max compiled to compares
     and branches that it did not (510 ns a row of 513 scores, against 80; pass 2 took 24 ms of the kernel's 68 before).
     Its division is left to the end: the R x D context is scaled by 1 / the sum, not the G + 2W+1 probabilities.
