@@ -65,6 +65,12 @@ KERNEL_CASES = {
     "every token global": (1, 2, 9, 8, 2, {}, {0: 9}),
     "model head size, padding in the last block": (1, 2, 600, 64, 16, {0: 17}, {0: 2}),
     "odd window, blocks of 2W + 2 queries": (2, 1, 700, 8, 129, {1: 40}, {0: 1, 1: 2}),
+    # the register tiles (_tile_product): pass 1 over whole tiles of 64 keys and the rest, pass 3 for D % 64 == 0
+    "tiles: exactly one tile of keys (2W + 4 = 64)": (1, 2, 200, 64, 30, {0: 9}, {0: 1}),
+    "tiles: a tile and one key more": (2, 1, 333, 64, 31, {1: 50}, {0: 2}),
+    "tiles: longformer-base window, globals and padding": (2, 2, 1100, 64, 256, {1: 300}, {0: 2, 1: 1}),
+    "tiles: head size 128, two column tiles in pass 3": (1, 2, 400, 128, 50, {0: 7}, {0: 1}),
+    "tiles: input shorter than a tile": (1, 2, 40, 64, 64, {}, {0: 1}),
 }
 
 
