@@ -35,6 +35,12 @@ def save_transformers_checkpoint(directory, class_name="LongformerModel", seed=0
     torch.manual_seed(seed)
     config = transformers.LongformerConfig(**{**SMALL, **overrides})
     model = getattr(transformers, class_name)(config).eval()
+    with torch.no_grad():  # transformers starts biases at 0 and LayerNorm weights at 1, which would hide a dropped one
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_(0, 0.1)
+            elif "LayerNorm.weight" in name:
+                parameter.normal_(1, 0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.save_pretrained(directory)

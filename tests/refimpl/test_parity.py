@@ -178,24 +178,16 @@ def test_save_pretrained_round_trips_through_transformers(checkpoint_factory, tm
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("hidden_act", ["gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh"])
-def test_every_activation_equals_transformers(hidden_act, backend, tmp_path):
+def test_every_activation_equals_transformers(hidden_act, backend, checkpoint_factory):
     """Would catch: an activation that drops the intermediate dense's bias (the model hands it to the activation,
-    which adds it in its own pass) or writes its result somewhere other than the FFN's product. Every bias is
-    random here (transformers initialises them to 0, which would hide a dropped one)."""
-    from conftest import save_transformers_checkpoint
+    which adds it in its own pass) or writes its result somewhere other than the FFN's product. The checkpoint's
+    biases are random (tests/conftest.py)."""
     from refimpl.ops import SUPPORTED_ACTIVATIONS
 
     assert hidden_act in SUPPORTED_ACTIVATIONS
     if backend == "numba":
         pytest.importorskip("numba")
-    ref_model = save_transformers_checkpoint(tmp_path, "LongformerModel", hidden_act=hidden_act)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, parameter in ref_model.named_parameters():
-            if name.endswith("bias"):
-                parameter.normal_(0, 0.5)
-    ref_model.save_pretrained(tmp_path)
-    directory = tmp_path
+    directory, ref_model = checkpoint_factory("LongformerModel", hidden_act=hidden_act)
     rng = np.random.default_rng(7)
     ids, mask, glob = random_inputs(rng, 2, 21, pad_rows={1: 15}, n_global={0: 2})
     ours = refimpl.LongformerModel.from_pretrained(directory, backend=backend)(
