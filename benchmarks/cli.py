@@ -7,7 +7,8 @@
 (`python -m benchmarks.scaling` is the same command.) What is run is benchmarks/methods.py, how it is measured
 benchmarks/measurement.py, what is written benchmarks/report.py. Writes, in --out: scaling_<what>.json
 ({"results": [{"method", "n", "seconds", "peak_bytes", "flops_per_s", "fraction_of_sgemm", ...}], metadata}),
-scaling_<what>.md (the tables) and scaling_<what>.html (log-log plots with fitted slopes and n, n^2 guides).
+scaling_<what>.md (the tables) and scaling_<what>.html (log-log plots with fitted slopes and n, n^2 guides), and
+(but for --quick) the part of RESULTS.md between its markers: the command, the machine, the BLAS kernel, the tables.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import json
 import math
 import platform
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.measurement import run_child
 from benchmarks.methods import FLOPS, METHODS, SCOPE_METHODS, SCOPES, SHAPE, available_methods, cores
-from benchmarks.report import markdown_table, with_ratios, write_plot
+from benchmarks.report import markdown_table, results_section, update_results, with_ratios, write_plot
 
 LENGTHS = {
     "kernel": (1024, 4096, 16384),
@@ -128,12 +130,15 @@ def run_bench(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scope_methods = {s: [m for m in methods if m in SCOPE_METHODS[s]] for s in scopes}
     steps = sum(len(ls) * (1 + (len(scope_methods[s]) if s in MEMORY_SCOPES else 0)) for s, ls in plan.items())
-    meta = {"command": " ".join(["longformer-lab bench", *sys.argv[2:]]) if Path(sys.argv[0]).name == "longformer-lab"
-            else " ".join(["python -m benchmarks.scaling", *sys.argv[1:]]),
+    command = getattr(args, "bench_command", None) or (
+        " ".join(["longformer-lab bench", *sys.argv[2:]]) if Path(sys.argv[0]).name == "longformer-lab"
+        else " ".join(["python -m benchmarks.scaling", *sys.argv[1:]]))
+    meta = {"command": command,
             "machine": f"{platform.machine()}, {cores()} cores, {cpu_model()}",
             "repeats": repeats, "skipped": skipped, "shape": SHAPE}
     meta.update(run_child({"role": "probe"}, timeout=600))
-    written = []
+    started, start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.perf_counter()
+    written, tables = [], []
     with tqdm(total=steps, unit="run") as progress:
         for scope, lengths in plan.items():
             ms = scope_methods[scope]
@@ -145,11 +150,15 @@ def run_bench(args) -> int:
             (out / f"scaling_{scope}.json").write_text(
                 json.dumps({**meta, "what": scope, "notes": notes, "results": records}, indent=1) + "\n")
             (out / f"scaling_{scope}.md").write_text(table)
+            tables.append(table)
             written += [out / f"scaling_{scope}.json", out / f"scaling_{scope}.md"]
             html = write_plot(out / f"scaling_{scope}.html", scope, records, ms)
             if html:
                 written.append(Path(html))
             tqdm.write(table)
+    if not args.quick:  # a quick run only checks the wiring: it leaves RESULTS.md's tables alone
+        update_results(out / "RESULTS.md", results_section(meta, tables, started, (time.perf_counter() - start) / 60))
+        written.append(out / "RESULTS.md")
     for m, why in skipped.items():
         print(f"skipped {m}: {why}")
     print("wrote " + ", ".join(map(str, written)))
@@ -160,7 +169,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.split("\n\n")[0])
     add_bench_arguments(parser)
     try:
-        return run_bench(parser.parse_args(argv))
+        args = parser.parse_args(argv)
+        if argv is not None:  # called from Python: the command is these arguments, not the process's
+            args.bench_command = " ".join(["python -m benchmarks.scaling", *argv])
+        return run_bench(args)
     except ValueError as e:
         parser.error(str(e))
 

@@ -139,3 +139,47 @@ def write_plot(path: Path, scope: str, records: list[dict], methods) -> str | No
     fig.update_layout(title=f"Longformer {TITLES[scope]}: scaling with sequence length (longformer-base shape)")
     fig.write_html(path, include_plotlyjs="cdn")
     return str(path)
+
+
+# RESULTS.md: the bench rewrites the part between these markers and leaves the prose around it alone
+GENERATED_BEGIN = "<!-- written by `longformer-lab bench`: begin (the bench replaces what is between the markers) -->"
+GENERATED_END = "<!-- written by `longformer-lab bench`: end -->"
+
+
+def results_section(meta: dict, tables: list[str], started: str, minutes: float) -> str:
+    """The generated part of RESULTS.md: the exact command, when and how long, the machine, the BLAS kernel in use
+    (threadpoolctl, in the measuring process), the versions, what the numba backend tuned, and the tables."""
+    blas = meta.get("blas") or {}
+    pools = []
+    for pool in blas.get("threadpools", []):
+        details = [str(x) for x in (pool.get("version"), pool.get("architecture"), pool.get("threading_layer")) if x]
+        details.append(f"{pool.get('num_threads')} threads")
+        pools.append(f"{Path(pool.get('filepath') or '?').name}: {pool.get('internal_api')} ({', '.join(details)})")
+    lines = [
+        GENERATED_BEGIN, "",
+        f"Command: `{meta.get('command')}` ({meta.get('repeats')} timed round{'s' * (meta.get('repeats') != 1)} "
+        "per size after a warm-up); "
+        f"started {started}, took {minutes:.1f} min.", "",
+        f"- Machine: {meta.get('machine')}.",
+        f"- NumPy's BLAS: {blas.get('name', '?')} {blas.get('version', '')}; thread pools in the measuring process: "
+        + ("; ".join(pools) or "none found") + ".",
+        f"- Versions: numpy {meta.get('numpy')}, numba {meta.get('numba')} (threading layer "
+        f"{meta.get('numba_threading_layer')}, {meta.get('numba_threads')} threads), torch {meta.get('torch')}, "
+        f"transformers {meta.get('transformers')}.",
+        f"- Set by the numba backend itself: {'; '.join(meta.get('numba_openblas') or ['nothing'])}.",
+        "- Skipped: " + ("; ".join(f"{m} ({why})" for m, why in (meta.get("skipped") or {}).items()) or "nothing")
+        + ".", "",
+    ]
+    return "\n".join(lines + [t.strip() + "\n" for t in tables] + [GENERATED_END])
+
+
+def update_results(path: Path, section: str) -> None:
+    """Put `section` between the markers of the RESULTS.md at `path` (a new file, or one without the markers, gets
+    it at its end)."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    if GENERATED_BEGIN in text and GENERATED_END in text:
+        head, rest = text.split(GENERATED_BEGIN, 1)
+        text = head + section + rest.split(GENERATED_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
