@@ -237,7 +237,8 @@ def dilated_subsequences(dilations, N: int, w: int):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Projections, and pass 4: the global tokens' rows. Written against the array module `xp`; a backend may replace
-# global_attention (the Numba backend folds the projections into the few global queries).
+# project (the Numba backend adds the bias and splits the heads in one pass) and global_attention (it folds the
+# projections into the few global queries).
 # ---------------------------------------------------------------------------------------------------------------
 
 def project(x, weight_bias, count, H, xp):
