@@ -6,8 +6,9 @@ Two columns, measured in one process, the forwards alternating: "spinning", with
 left at the library's default (they spin 2^28 cycles after every product, what users got before the numba backend
 set them to sleep), and "as shipped", what the numba backend sets when it is created (refimpl/backends/numba.py,
 Threads). Each part is timed by wrapping the model's layers in this process (the library is not changed): the
-q, k, v projections (the backend's project: product, bias, the split into heads), the three other products
-(refimpl.model.Linear: product and bias; the FFN's first without its bias, which the GELU adds), the backend's
+q, k, v projections (the backend's project: products, bias, the split into heads), the three other products
+(refimpl.model.Linear: the attention output's product and bias; the FFN's two products without their biases: the
+GELU adds the first, one pass after the FFN's blocks the second, counted in the rest), the backend's
 kernels; "the rest" is the forward's time outside them
 (embeddings, q scaling, pass 4's gathers, Python). Per forward, the median over the rounds. Prints a Markdown table.
 """
@@ -60,7 +61,7 @@ def instrumented_model(config, params, totals):
         layer.attention.project = Timed("q, k, v projections", layer.attention.project, totals)
         layer.attention_output = Timed("attention output", layer.attention_output, totals)
         layer.intermediate.product = Timed("FFN in", layer.intermediate.product, totals)  # its bias: in the GELU
-        layer.output = Timed("FFN out", layer.output, totals)
+        layer.output.product = Timed("FFN out", layer.output.product, totals)  # its bias: in the rest
         layer.act = Timed("GELU", layer.act, totals)
         layer.attention_norm = Timed("LayerNorm (2, residual fused)", layer.attention_norm, totals)
         layer.output_norm = Timed("LayerNorm (2, residual fused)", layer.output_norm, totals)

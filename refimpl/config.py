@@ -32,9 +32,9 @@ PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label
 
 # keys of transformers' PretrainedConfig that mean nothing for inference here; accepted as keywords, carried in
 # `extra`, written back
-CARRIED_KEYS = ("transformers_version", "dtype", "torch_dtype", "chunk_size_feed_forward", "is_encoder_decoder",
-                "tie_word_embeddings", "onnx_export", "gradient_checkpointing", "_name_or_path", "use_cache",
-                "position_embedding_type", "classifier_dropout", "name_or_path")
+CARRIED_KEYS = ("transformers_version", "dtype", "torch_dtype", "is_encoder_decoder", "tie_word_embeddings",
+                "onnx_export", "gradient_checkpointing", "_name_or_path", "use_cache", "position_embedding_type",
+                "classifier_dropout", "name_or_path")
 
 
 @dataclass(init=False)
@@ -61,6 +61,9 @@ class LongformerConfig:
     sep_token_id: int = 2  # `</s>`: the QA and multiple-choice heads find the question end by it
     hidden_dropout_prob: float = 0.1  # training only; kept so configs round-trip
     attention_probs_dropout_prob: float = 0.1  # training only
+    # tokens the feed-forward block takes at a time (transformers' name); 0: the whole sequence, or what the backend
+    # prefers (Backend.feed_forward_rows). Each token's result is the same either way.
+    chunk_size_feed_forward: int = 0
     initializer_range: float = 0.02  # std of the normal init of new weights (LongformerModel(config))
     id2label: dict = field(default_factory=lambda: {0: "LABEL_0", 1: "LABEL_1"})  # num_labels follows it
     problem_type: str | None = None  # one of PROBLEM_TYPES; None: the head guesses from the labels' dtype
@@ -155,6 +158,7 @@ class LongformerConfig:
             raise ValueError(
                 f"config.max_position_embeddings ({self.max_position_embeddings}) leaves no position after the "
                 f"offset pad_token_id + 1 = {self.pad_token_id + 1}")
+        self.chunk_size_feed_forward = _integer(self.chunk_size_feed_forward, "chunk_size_feed_forward", low=0)
         self.layer_norm_eps = _real(self.layer_norm_eps, "layer_norm_eps", positive=True)
         self.initializer_range = _real(self.initializer_range, "initializer_range")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):

@@ -36,17 +36,18 @@ from refimpl.outputs import LongformerBaseModelOutputWithPooling
 class Linear:
     """y = x W^T + b with W in PyTorch's (out, in) layout, as the checkpoint stores it."""
 
-    def __init__(self, params: dict, name: str, bias: str | None = None):
+    def __init__(self, params: dict, name: str, bias: str | None = None, xp=np):
         self.weight, self.bias = params[f"{name}.weight"], params[bias or f"{name}.bias"]
+        self.xp = xp  # the array module of the weights (numpy or cupy)
 
     def __call__(self, x):
         y = self.product(x)
         y += self.bias  # in place: one array per product, not two
         return y
 
-    def product(self, x):
-        """x W^T, without the bias (for a caller that adds it in a pass of its own)."""
-        return x @ self.weight.T
+    def product(self, x, out=None):
+        """x W^T, without the bias (for a caller that adds it in a pass of its own); written into `out` if given."""
+        return x @ self.weight.T if out is None else self.xp.matmul(x, self.weight.T, out=out)
 
 
 class LayerNorm:
@@ -94,16 +95,32 @@ class LongformerLayer:
         self.attention_norm = LayerNorm(params, "attention.output.LayerNorm", eps, backend)
         self.intermediate = Linear(params, "intermediate.dense")
         self.act = activation(config.hidden_act, backend)
-        self.output = Linear(params, "output.dense")
+        self.output = Linear(params, "output.dense", xp=backend.xp)
         self.output_norm = LayerNorm(params, "output.LayerNorm", eps, backend)
+        self.chunk_size_feed_forward, self.backend = config.chunk_size_feed_forward, backend
 
     def __call__(self, hidden, kind, global_index, n_global, output_attentions):
         context, probs, global_probs = self.attention(hidden, kind, global_index, n_global, output_attentions)
         hidden = self.attention_norm(self.attention_output(context), residual=hidden)  # (B, N, C)
-        ff = self.intermediate.product(hidden)  # (B, N, F): x W^T; the bias goes in with the activation
-        ff = self.act(ff, self.intermediate.bias, out=ff)  # act(x W^T + b) in place: one pass, no second (B, N, F)
-        hidden = self.output_norm(self.output(ff), residual=hidden)  # (B, N, C)
+        hidden = self.output_norm(self.feed_forward(hidden), residual=hidden)  # (B, N, C)
         return hidden, probs, global_probs
+
+    def feed_forward(self, hidden):
+        """output(act(intermediate(hidden))), (B, N, C) -> (B, N, C), a block of tokens at a time: the config's
+        chunk_size_feed_forward (transformers' meaning), else the backend's choice (Backend.feed_forward_rows), else
+        all N. Each token's result does not depend on the others, so the blocks change no number; only the (B, rows,
+        F) array, the layer's largest, gets smaller."""
+        B, N, C = hidden.shape
+        F = self.intermediate.weight.shape[0]
+        rows = self.chunk_size_feed_forward or self.backend.feed_forward_rows(N, F) or N
+        out = self.backend.xp.empty_like(hidden)  # (B, N, C)
+        for start in range(0, N, rows):
+            block = slice(start, start + rows)
+            ff = self.intermediate.product(hidden[:, block])  # (B, rows, F): x W^T; its bias goes in with the act
+            ff = self.act(ff, self.intermediate.bias, out=ff)  # act(x W^T + b) in place: no second (B, rows, F)
+            self.output.product(ff, out=out[:, block])  # (B, rows, C)
+        out += self.output.bias
+        return out
 
 
 class LongformerPreTrainedModel:

@@ -85,6 +85,11 @@ class Backend(abc.ABC):
         split into heads."""
         return attention.project(x, weight_bias, count, H, self.xp)
 
+    def feed_forward_rows(self, n_tokens, width):
+        """How many of the n_tokens the feed-forward block (width F) should take at a time when the config leaves
+        it to the backend (chunk_size_feed_forward 0); None: all of them at once, as transformers does."""
+        return None
+
     def residual_layer_norm(self, x, residual, weight, bias, eps):
         """LayerNorm(x + residual), shapes as layer_norm; a backend may fuse the sum into the norm."""
         return self.layer_norm(x + residual, weight, bias, eps)

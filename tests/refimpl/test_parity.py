@@ -194,3 +194,34 @@ def test_every_activation_equals_transformers(hidden_act, backend, checkpoint_fa
         ids, attention_mask=mask, global_attention_mask=glob)
     ref = torch_run(ref_model, input_ids=ids, attention_mask=mask, global_attention_mask=glob)
     assert_close(ours.last_hidden_state, ref.last_hidden_state.numpy(), what=f"{hidden_act} on {backend}")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_chunked_feed_forward_equals_transformers(backend, checkpoint_factory):
+    """transformers' chunk_size_feed_forward is read from config.json and used: the FFN runs 4 tokens at a time
+    (the input is padded to 24, a multiple of the windows, so transformers accepts the chunk size)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    directory, ref_model = checkpoint_factory("LongformerModel", chunk_size_feed_forward=4)
+    rng = np.random.default_rng(11)
+    ids, mask, glob = random_inputs(rng, 2, 21, pad_rows={1: 15}, n_global={0: 2})
+    model = refimpl.LongformerModel.from_pretrained(directory, backend=backend)
+    assert model.config.chunk_size_feed_forward == 4
+    ours = model(ids, attention_mask=mask, global_attention_mask=glob)
+    ref = torch_run(ref_model, input_ids=ids, attention_mask=mask, global_attention_mask=glob)
+    assert_close(ours.last_hidden_state, ref.last_hidden_state.numpy(), what=f"chunked FFN on {backend}")
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 7, 1000])
+def test_any_feed_forward_chunk_gives_the_same_numbers(chunk, checkpoint_factory):
+    """Blocks that do not divide the length (the last one shorter), one token at a time, and blocks longer than
+    the input all give the unchunked result."""
+    directory, ref_model = checkpoint_factory("LongformerModel")
+    rng = np.random.default_rng(12)
+    ids, mask, glob = random_inputs(rng, 2, 21, pad_rows={1: 15}, n_global={0: 2})
+    whole = refimpl.LongformerModel.from_pretrained(directory)
+    chunked = refimpl.LongformerModel.from_pretrained(directory, chunk_size_feed_forward=chunk)
+    assert chunked.config.chunk_size_feed_forward == chunk
+    a = whole(ids, attention_mask=mask, global_attention_mask=glob).last_hidden_state
+    b = chunked(ids, attention_mask=mask, global_attention_mask=glob).last_hidden_state
+    np.testing.assert_allclose(b, a, atol=1e-6, rtol=1e-6)

@@ -116,6 +116,14 @@ def test_project(backend_name, count):
         assert_close(backend.asnumpy(g), r, atol=BACKEND_ATOL, rtol=0, what="project")
 
 
+@pytest.mark.parametrize("backend_name", RUNNABLE)
+@pytest.mark.parametrize("n_tokens, width", [(1, 8), (21, 64), (4096, 3072), (65536, 3072), (10 ** 6, 4096)])
+def test_feed_forward_rows(backend_name, n_tokens, width):
+    """None (all tokens at once) or a block size in [1, n_tokens]; the model takes the blocks in order."""
+    rows = get_backend(backend_name).feed_forward_rows(n_tokens, width)
+    assert rows is None or (isinstance(rows, int) and 1 <= rows <= n_tokens), rows
+
+
 @pytest.mark.parametrize("backend_name", OTHERS)
 @pytest.mark.parametrize("shape", [(1, 1, 8), (2, 5, 32), (3, 768)])
 def test_elementwise(backend_name, shape):

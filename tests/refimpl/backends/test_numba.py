@@ -275,6 +275,32 @@ def test_equals_transformers(checkpoint_factory):
                          what=f"global_attentions[{layer}] row {row}")
 
 
+def test_feed_forward_blocks_keep_the_block_bounded_and_equal_transformers(checkpoint_factory, monkeypatch):
+    """The backend's FFN blocks (NumbaBackend.feed_forward_rows), made small here so that a 21-token input runs in
+    uneven blocks: every (rows, F) block within FFN_BLOCK_BYTES, the outputs those of transformers."""
+    import torch
+
+    from refimpl.backends import numba as numba_backend
+
+    assert numba_backend.NumbaBackend().feed_forward_rows(4096, 3072) == 2048  # 2 blocks of 24 MiB, not 1 of 48
+    assert numba_backend.NumbaBackend().feed_forward_rows(100, 3072) is None  # small: all at once
+    directory, ref_model = checkpoint_factory("LongformerModel")
+    F = ref_model.config.intermediate_size
+    monkeypatch.setattr(numba_backend, "FFN_BLOCK_BYTES", 8 * F * 4)  # at most 8 rows: 21 tokens in 3 blocks of 7
+    model = refimpl.LongformerModel.from_pretrained(directory, backend="numba")
+    blocks = []
+    product = model.layers[0].intermediate.product
+    model.layers[0].intermediate.product = lambda x, out=None: blocks.append(x.shape) or product(x, out)
+    ids, mask, glob = random_inputs(np.random.default_rng(9), 2, 21, pad_rows={1: 15}, n_global={0: 2})
+    ours = model(ids, attention_mask=mask, global_attention_mask=glob)
+    assert blocks and all(rows * F * 4 <= numba_backend.FFN_BLOCK_BYTES for _, rows, _ in blocks), blocks
+    assert [rows for _, rows, _ in blocks] == [7, 7, 7]
+    with torch.no_grad():
+        ref = ref_model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
+                        global_attention_mask=torch.as_tensor(glob))
+    assert_close(ours.last_hidden_state, ref.last_hidden_state.numpy(), what="last_hidden_state in FFN blocks")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Compilation cache and threads, each in a fresh process
 # ---------------------------------------------------------------------------------------------------------------
