@@ -141,63 +141,75 @@ _F32, _I64, _I32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
 _V16 = ir.VectorType(_F32, 16)
 
 
-@intrinsic
-def _tile_product(typingctx, out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T):
-    """out[r, 0:64] = sum_t a[r, t] * b[t, 0:64] for the R = 4 rows r: one register tile, float32 arrays given by
-    their address and row length (elements). Pass 1's band (a: the 4 queries, b: 64 keys of K transposed, t: head
-    dims) and pass 3's context (a: the 4 rows of probabilities, b: the value rows, t: keys) are both this product.
+def _tile_intrinsic(vectors):
+    """An intrinsic out[r, 0:16 vectors] = sum_t a[r, t] * b[t, 0:16 vectors] for the R = 4 rows r: one register tile
+    of R x `vectors` vectors of 16 float32. Arguments: (out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T), float32
+    arrays given by their address and row length (elements), C-contiguous, with 16 `vectors` columns readable and
+    writable in every row of b and out."""
 
-    Written as LLVM vector code, not as a loop for LLVM to vectorize: its vectorizer makes 256-bit loops for this CPU
-    (its tuning prefers them) and keeps running sums in memory, so pass 1 ran at ~89 GFLOP/s a core, the 256-bit FMA
-    peak. Here the 16 sums (4 rows x 4 vectors of 16) stay in AVX-512 registers while t runs, each t one
-    multiply-add per sum in the written order (the numbers are those of the loops): ~130 GFLOP/s a core. On a CPU
-    without AVX-512, LLVM splits the 512-bit vectors into narrower ones: same numbers, not faster.
-    """
-    if not all(isinstance(x, types.Integer) for x in (out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T)):
-        return None
+    def tile_product(typingctx, out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T):
+        if not all(isinstance(x, types.Integer) for x in (out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T)):
+            return None
 
-    def codegen(context, builder, signature, args):
-        out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T = (context.cast(builder, v, t, types.int64)
-                                                            for v, t in zip(args, signature.args))
-        fptr, vptr = _F32.as_pointer(), _V16.as_pointer()
-        out, a, b = (builder.inttoptr(x, fptr) for x in (out_addr, a_addr, b_addr))
-        fma = builder.module.declare_intrinsic("llvm.fma.v16f32", (), ir.FunctionType(_V16, [_V16] * 3))
-        zero, at = ir.Constant(_V16, None), lambda i: ir.Constant(_I64, i)
-        entry = builder.block
-        loop, done = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
-        builder.cbranch(builder.icmp_signed(">", T, at(0)), loop, done)
+        def codegen(context, builder, signature, args):
+            out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T = (context.cast(builder, v, t, types.int64)
+                                                                for v, t in zip(args, signature.args))
+            fptr, vptr = _F32.as_pointer(), _V16.as_pointer()
+            out, a, b = (builder.inttoptr(x, fptr) for x in (out_addr, a_addr, b_addr))
+            fma = builder.module.declare_intrinsic("llvm.fma.v16f32", (), ir.FunctionType(_V16, [_V16] * 3))
+            zero, at = ir.Constant(_V16, None), lambda i: ir.Constant(_I64, i)
+            entry = builder.block
+            loop, done = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
+            builder.cbranch(builder.icmp_signed(">", T, at(0)), loop, done)
 
-        builder.position_at_end(loop)  # for t in range(T): sums[r][j] += a[r, t] * b[t, 16j : 16j + 16]
-        t = builder.phi(_I64)
-        sums = [[builder.phi(_V16) for _ in range(4)] for _ in range(R)]
-        b_row = builder.gep(b, [builder.mul(t, b_ld)])
-        b_vectors = [builder.load(builder.bitcast(builder.gep(b_row, [at(16 * j)]), vptr), align=4) for j in range(4)]
-        new_sums = []
-        for r in range(R):
-            a_rt = builder.load(builder.gep(a, [builder.add(builder.mul(at(r), a_ld), t)]))
-            spread = builder.shuffle_vector(builder.insert_element(ir.Constant(_V16, ir.Undefined), a_rt, ir.Constant(
-                _I32, 0)), ir.Constant(_V16, ir.Undefined), ir.Constant(ir.VectorType(_I32, 16), [0] * 16))
-            new_sums.append([builder.call(fma, [spread, b_vectors[j], sums[r][j]]) for j in range(4)])
-        t_next, body_end = builder.add(t, at(1)), builder.block
-        t.add_incoming(at(0), entry)
-        t.add_incoming(t_next, body_end)
-        for r in range(R):
-            for j in range(4):
-                sums[r][j].add_incoming(zero, entry)
-                sums[r][j].add_incoming(new_sums[r][j], body_end)
-        builder.cbranch(builder.icmp_signed("<", t_next, T), loop, done)
+            builder.position_at_end(loop)  # for t in range(T): sums[r][j] += a[r, t] * b[t, 16j : 16j + 16]
+            t = builder.phi(_I64)
+            sums = [[builder.phi(_V16) for _ in range(vectors)] for _ in range(R)]
+            b_row = builder.gep(b, [builder.mul(t, b_ld)])
+            b_vectors = [builder.load(builder.bitcast(builder.gep(b_row, [at(16 * j)]), vptr), align=4)
+                         for j in range(vectors)]
+            new_sums = []
+            for r in range(R):
+                a_rt = builder.load(builder.gep(a, [builder.add(builder.mul(at(r), a_ld), t)]))
+                spread = builder.shuffle_vector(
+                    builder.insert_element(ir.Constant(_V16, ir.Undefined), a_rt, ir.Constant(_I32, 0)),
+                    ir.Constant(_V16, ir.Undefined), ir.Constant(ir.VectorType(_I32, 16), [0] * 16))
+                new_sums.append([builder.call(fma, [spread, b_vectors[j], sums[r][j]]) for j in range(vectors)])
+            t_next, body_end = builder.add(t, at(1)), builder.block
+            t.add_incoming(at(0), entry)
+            t.add_incoming(t_next, body_end)
+            for r in range(R):
+                for j in range(vectors):
+                    sums[r][j].add_incoming(zero, entry)
+                    sums[r][j].add_incoming(new_sums[r][j], body_end)
+            builder.cbranch(builder.icmp_signed("<", t_next, T), loop, done)
 
-        builder.position_at_end(done)  # out[r, 16j : 16j + 16] = sums[r][j]
-        final = [[builder.phi(_V16) for _ in range(4)] for _ in range(R)]
-        for r in range(R):
-            out_row = builder.gep(out, [builder.mul(at(r), out_ld)])
-            for j in range(4):
-                final[r][j].add_incoming(zero, entry)
-                final[r][j].add_incoming(new_sums[r][j], body_end)
-                builder.store(final[r][j], builder.bitcast(builder.gep(out_row, [at(16 * j)]), vptr), align=4)
-        return context.get_dummy_value()
+            builder.position_at_end(done)  # out[r, 16j : 16j + 16] = sums[r][j]
+            final = [[builder.phi(_V16) for _ in range(vectors)] for _ in range(R)]
+            for r in range(R):
+                out_row = builder.gep(out, [builder.mul(at(r), out_ld)])
+                for j in range(vectors):
+                    final[r][j].add_incoming(zero, entry)
+                    final[r][j].add_incoming(new_sums[r][j], body_end)
+                    builder.store(final[r][j], builder.bitcast(builder.gep(out_row, [at(16 * j)]), vptr), align=4)
+            return context.get_dummy_value()
 
-    return types.void(out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T), codegen
+        return types.void(out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T), codegen
+
+    tile_product.__name__ = f"_tile_product_{16 * vectors}"
+    return intrinsic(tile_product)
+
+
+# Pass 1's band (a: the 4 queries, b: 64 keys of K transposed, t: head dims) and pass 3's context (a: the 4 rows
+# of probabilities, b: the value rows, t: keys) are both this product. Written as LLVM vector code, not as a loop
+# for LLVM to vectorize: its vectorizer makes 256-bit loops for this CPU (its tuning prefers them) and keeps running
+# sums in memory, so pass 1 ran at ~89 GFLOP/s a core, the 256-bit FMA peak. Here the 16 sums (4 rows x 4 vectors
+# of 16) stay in AVX-512 registers while t runs, each t one multiply-add per sum in the written order (the numbers
+# are those of the loops): ~130 GFLOP/s a core. On a CPU without AVX-512, LLVM splits the 512-bit vectors into
+# narrower ones: same numbers, not faster.
+_tile_product = _tile_intrinsic(TILE // 16)
+# pass 1's last keys (fewer than 64) in tiles of 16: one vector a row, 4 multiply-adds per 5 loads
+_tile_product_16 = _tile_intrinsic(1)
 
 
 _LOG2E = np.float32(1.4426950408889634)
@@ -295,47 +307,21 @@ def _layer_norm_kernel(x, residual, add_residual, weight, bias, eps, out):
 def _pass1_band_scores(scores, q4, kT, jlo, m_keys):
     """Pass 1, band part: scores[r, m] = q4[r] . k[jlo + m] for the R = 4 queries and all M keys of the group.
 
-    q4 (R, D); kT (D, keys), K transposed so that the keys are contiguous; scores (R, >= M), all C-contiguous. A
-    query's scores against keys outside its own band are computed too (at most 3 of M) and masked in pass 2.
-    Whole tiles of 64 keys go through _tile_product; the last M mod 64 keys through loops that LLVM vectorizes, four
-    head dims per sweep over the keys: each loaded key value feeds the 4 queries, 16 multiply-adds per 4 loads.
+    q4 (R, D); kT (D, keys), K transposed so that the keys are contiguous; scores (R, >= M rounded up to 16), all
+    C-contiguous. A query's scores against keys outside its own band are computed too (at most 3 of M) and masked
+    in pass 2. All in register tiles: whole tiles of 64 keys, then tiles of 16; the last one reads up to 15 columns
+    of kT past the group's keys (the job's buffer has them, zeros) and writes as many past M into scores (unread).
     """
     D = q4.shape[1]
-    tiled = m_keys // TILE * TILE  # keys 0 .. tiled - 1 in register tiles of 64, the rest below
-    for m0 in range(0, tiled, TILE):
+    m0 = 0
+    while m0 + TILE <= m_keys:
         _tile_product(scores.ctypes.data + 4 * m0, scores.shape[1], q4.ctypes.data, D,
                       kT.ctypes.data + 4 * (jlo + m0), kT.shape[1], D)
-    jlo, m_keys = jlo + tiled, m_keys - tiled
-    scores = scores[:, tiled:]
-    s0, s1, s2, s3 = scores[0, :m_keys], scores[1, :m_keys], scores[2, :m_keys], scores[3, :m_keys]
-    s0[:] = 0
-    s1[:] = 0
-    s2[:] = 0
-    s3[:] = 0
-    d = 0
-    while d + 4 <= D:
-        k0, k1, k2, k3 = kT[d, jlo:jlo + m_keys], kT[d + 1, jlo:jlo + m_keys], kT[d + 2, jlo:jlo + m_keys], \
-            kT[d + 3, jlo:jlo + m_keys]
-        a00, a01, a02, a03 = q4[0, d], q4[0, d + 1], q4[0, d + 2], q4[0, d + 3]
-        a10, a11, a12, a13 = q4[1, d], q4[1, d + 1], q4[1, d + 2], q4[1, d + 3]
-        a20, a21, a22, a23 = q4[2, d], q4[2, d + 1], q4[2, d + 2], q4[2, d + 3]
-        a30, a31, a32, a33 = q4[3, d], q4[3, d + 1], q4[3, d + 2], q4[3, d + 3]
-        for m in range(m_keys):
-            x0, x1, x2, x3 = k0[m], k1[m], k2[m], k3[m]
-            s0[m] = s0[m] + a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-            s1[m] = s1[m] + a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-            s2[m] = s2[m] + a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-            s3[m] = s3[m] + a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-        d += 4
-    while d < D:  # head sizes that are not a multiple of 4
-        k0 = kT[d, jlo:jlo + m_keys]
-        a0, a1, a2, a3 = q4[0, d], q4[1, d], q4[2, d], q4[3, d]
-        for m in range(m_keys):
-            s0[m] += a0 * k0[m]
-            s1[m] += a1 * k0[m]
-            s2[m] += a2 * k0[m]
-            s3[m] += a3 * k0[m]
-        d += 1
+        m0 += TILE
+    while m0 < m_keys:
+        _tile_product_16(scores.ctypes.data + 4 * m0, scores.shape[1], q4.ctypes.data, D,
+                         kT.ctypes.data + 4 * (jlo + m0), kT.shape[1], D)
+        m0 += 16
 
 
 @_jit(fastmath=_SUMS)
@@ -492,16 +478,18 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
         key0 = max(first - w, 0)  # keys key0 .. key_end - 1 are all the block's queries can see
         key_end = min(last + w, N)
         tiled = D % TILE == 0  # pass 3 in register tiles, from v as it is; else from V transposed
-        # K transposed, its rows an odd number of 64-byte lines long: rows a multiple of 2 lines apart share cache sets
-        row = (key_end - key0 + 15) // 16 * 16
+        # K transposed, with room for pass 1's last tile of 16 (up to 15 zeros past the keys), its rows an odd number
+        # of 64-byte lines long: rows a multiple of 2 lines apart share cache sets
+        row = (key_end - key0 + 15 + 15) // 16 * 16
         row += 16 if row % 32 == 0 else 0
-        kT = np.empty((D, row), np.float32)  # (D, QB + 2W, or up to 31 more)
+        kT = np.empty((D, row), np.float32)  # (D, QB + 2W + 15, or up to 31 more)
+        kT[:, key_end - key0:] = 0
         vT = np.empty((D, 0 if tiled else key_end - key0), np.float32)  # (D, QB + 2W)
         _transpose(k[b, h, key0:key_end], kT)
         if not tiled:
             _transpose(v[b, h, key0:key_end], vT)
         max_keys = min(2 * w + R, N)  # M: the most keys one group of R queries can see
-        scores = np.empty((R, max_keys), np.float32)  # (R, M): band of the group, by key jlo + m
+        scores = np.empty((R, (max_keys + 15) // 16 * 16), np.float32)  # (R, M up to 16s): the band, by key jlo + m
         scores_g = np.empty((R, G), np.float32)  # (R, G)
         q4 = np.zeros((R, D), np.float32)  # (R, D): the group's queries (in a last, short group the rest is unused)
         context4 = np.empty((R, D), np.float32)  # (R, D)
