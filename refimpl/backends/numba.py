@@ -39,7 +39,8 @@ What is different from the reference, and why:
 Threads: the kernels run `prange` over (batch x heads x blocks of queries) on Numba's threads, NUMBA_NUM_THREADS of
 them (default: all cores). BLAS runs the projections between the kernels, never at the same moment, but idle
 threads that spin still take the cores from the other pool:
-  - Numba's OpenMP threads: this module sets OMP_WAIT_POLICY=PASSIVE unless the user set it (see below).
+  - Numba's OpenMP threads: this module sets OMP_WAIT_POLICY=PASSIVE unless the user set it; an OpenMP runtime
+    loaded before it (PyTorch's, when torch is imported first) is paused after each kernel instead (see below).
   - NumPy's OpenBLAS (pthreads build) keeps its idle threads spinning for 2^28 cycles (~0.1 s) after every
     product; on 2 cores that took the band kernel that follows from 63 to 105-117 ms, and the GELU and LayerNorm
     after the FFN products likewise. OpenBLAS reads its limit, `thread_timeout`, from OPENBLAS_THREAD_TIMEOUT once,
@@ -64,6 +65,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import re
 import struct
 import warnings
 
@@ -78,12 +80,49 @@ from refimpl.backends.base import check_attention_inputs
 from refimpl.backends.numpy import NumpyBackend
 from refimpl.ops import ERF_CLAMP, ERF_P, ERF_Q
 
+
+
+def _loaded_openmp_runtimes() -> list[str]:
+    """Paths of the OpenMP runtimes (GNU libgomp, LLVM/Intel libomp, libiomp5) already mapped into this process."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in f if "/lib" in line}
+    except OSError:  # not Linux: Numba's OpenMP layer is rare there; nothing is paused
+        return []
+    return sorted(p for p in paths if re.search(r"/lib(gomp|omp|iomp5)[^/]*\.so", p))
+
+
 # Numba's OpenMP threads (its threading layer here) spin for a while after each kernel before they sleep. In this
 # model a BLAS product follows every kernel on the same cores, and that spinning takes CPU from it: the whole model
-# ran 7% slower at 4096 tokens on 2 cores. PASSIVE lets them sleep at once. It must be set before Numba starts its
-# OpenMP pool (the first parallel kernel); a value set by the user wins. Other OpenMP libraries that start after
-# this import (PyTorch's, for one) read it too.
+# ran 7% slower at 4096 tokens on 2 cores. PASSIVE lets them sleep at once. An OpenMP runtime reads it once, when it
+# is loaded; a value set by the user wins. Other OpenMP libraries that load after this import (PyTorch's, for one)
+# read it too. But a runtime loaded *before* this import (`import torch` first: Numba's OpenMP layer then uses
+# PyTorch's libgomp, of the same name) keeps its default, ~300,000 spins (~3 ms) after every kernel: the whole model
+# took 3.44-3.46 s at 4096 tokens instead of 3.13-3.19. OpenMP has no call to change the policy afterwards, so for
+# such a runtime the backend pauses it after each of its kernels (omp_pause_resource_all(omp_pause_soft), OpenMP 5.0:
+# the calling thread's idle threads end instead of spinning, and the next kernel starts new ones, ~50 us):
+# 3.15-3.27 s. `_SPINNING_OPENMP` lists those runtimes; none when the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT.
+_SPINNING_OPENMP = [] if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ \
+    else _loaded_openmp_runtimes()
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+OMP_PAUSE_SOFT = 1  # omp_pause_resource_t: omp_pause_soft = 1, omp_pause_hard = 2
+
+
+def _openmp_pauses() -> list:
+    """(path, its omp_pause_resource_all) for each runtime in _SPINNING_OPENMP that has it (OpenMP 5.0; GCC 9 and
+    later); a warning for one that has not."""
+    pauses = []
+    for path in _SPINNING_OPENMP:
+        try:
+            pause = ctypes.CDLL(path).omp_pause_resource_all
+        except (OSError, AttributeError):
+            warnings.warn(f"{path} was loaded before the numba backend and spins after each of its kernels, and it "
+                          "has no omp_pause_resource_all to stop that; import refimpl before torch, or start Python "
+                          "with OMP_WAIT_POLICY=PASSIVE", RuntimeWarning, stacklevel=3)
+            continue
+        pause.argtypes, pause.restype = [ctypes.c_int], ctypes.c_int
+        pauses.append((path, pause))
+    return pauses
 
 R = 4  # queries per group: pass 1 and pass 3 work on 4 queries at once
 BLOCK = 256  # queries per job of the parallel loop, at least: its keys are transposed once for all its groups
@@ -658,6 +697,14 @@ class NumbaBackend(NumpyBackend):
 
     def __init__(self):
         self.openblas = quiet_openblas_threads()  # what was done to OpenBLAS's idle threads, one line per library
+        self._pauses = _openmp_pauses()  # OpenMP runtimes loaded before this module (see _SPINNING_OPENMP)
+        self.openmp = [f"{path}: loaded before the numba backend, paused after each kernel" for path, _ in self._pauses]
+
+    def _parallel(self, kernel, *args):
+        """kernel(*args), then a pause of every OpenMP runtime that would spin after it (see _SPINNING_OPENMP)."""
+        kernel(*args)
+        for _, pause in self._pauses:
+            pause(OMP_PAUSE_SOFT)
 
     def sliding_window_attention(self, q, k, v, kind, global_index, n_global, w, output_attentions, dilation=1,
                                  autoregressive=False):
@@ -680,8 +727,8 @@ class NumbaBackend(NumpyBackend):
         context = np.empty((B, H, N, D), np.float32)  # (B, H, N, D)
         probs = np.empty((B, H, N, G + S) if output_attentions else (0, 0, 0, 0), np.float32)  # (B, H, N, G+S)
         if set(dilations) == {1}:
-            _sliding_window_attention(q, k, v, kind, global_index, n_global, w, bool(autoregressive),
-                                      bool(output_attentions), context, probs)
+            self._parallel(_sliding_window_attention, q, k, v, kind, global_index, n_global, w, bool(autoregressive),
+                           bool(output_attentions), context, probs)
             return context, (probs if output_attentions else None)
         for d in sorted(set(dilations)):
             heads = [h for h in range(H) if dilations[h] == d]
@@ -690,7 +737,8 @@ class NumbaBackend(NumpyBackend):
                 n_sub = sub[3].shape[1] - G
                 ctx = np.empty((B, len(heads), n_sub + G, D), np.float32)
                 prb = np.empty((B, len(heads), n_sub + G, G + S) if output_attentions else (0, 0, 0, 0), np.float32)
-                _sliding_window_attention(*sub, n_global, w, bool(autoregressive), bool(output_attentions), ctx, prb)
+                self._parallel(_sliding_window_attention, *sub, n_global, w, bool(autoregressive),
+                               bool(output_attentions), ctx, prb)
                 for j, h in enumerate(heads):
                     context[:, h, r::d] = ctx[:, j, :n_sub]
                     if output_attentions:
@@ -756,7 +804,7 @@ class NumbaBackend(NumpyBackend):
         for c in range(count):
             y = _float32(x @ weight[c * C:(c + 1) * C].T, "x @ weight.T")  # (B, N, C)
             head = np.empty((1, B, H, N, C // H), np.float32)  # (1, B, H, N, D)
-            _split_heads(y, _float32(bias[c * C:(c + 1) * C], "bias"), head)
+            self._parallel(_split_heads, y, _float32(bias[c * C:(c + 1) * C], "bias"), head)
             heads.append(head[0])
         return heads
 
@@ -786,7 +834,7 @@ class NumbaBackend(NumpyBackend):
                     and out.flags.c_contiguous and out.flags.writeable):
                 raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {x.shape}")
             out[...] = x
-        _gelu_kernel(out.reshape(-1, F), bias)
+        self._parallel(_gelu_kernel, out.reshape(-1, F), bias)
         return out
 
     def gelu(self, x, out=None):
@@ -803,6 +851,6 @@ class NumbaBackend(NumpyBackend):
     def _layer_norm(self, x, residual, weight, bias, eps, add_residual=True):
         C = x.shape[-1]
         out = np.empty_like(x)
-        _layer_norm_kernel(x.reshape(-1, C), residual.reshape(-1, C), add_residual, _float32(weight, "weight"),
-                           _float32(bias, "bias"), np.float32(eps), out.reshape(-1, C))
+        self._parallel(_layer_norm_kernel, x.reshape(-1, C), residual.reshape(-1, C), add_residual,
+                       _float32(weight, "weight"), _float32(bias, "bias"), np.float32(eps), out.reshape(-1, C))
         return out

@@ -432,6 +432,54 @@ def test_backend_puts_openblas_idle_threads_to_sleep(user_value, tmp_path):
     assert f"thread_timeout {expected}" in result.stdout, result.stdout
 
 
+OPENMP_PROBE = textwrap.dedent("""
+    import os, sys
+    if sys.argv[1] == "torch first":
+        import torch  # loads PyTorch's libgomp, which Numba's OpenMP layer then uses too
+    import numpy as np
+    import numba
+    from refimpl.attention import global_slots, sliding_window_attention
+    from refimpl.backends.numba import NumbaBackend
+    backend = NumbaBackend()
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 2, 30, 8), dtype=np.float32) for _ in range(3))
+    kind = np.ones((1, 30), np.int8)
+    kind[0, 3] = 2
+    gi, ng = global_slots(kind)
+    threads = len(os.listdir("/proc/self/task"))
+    for _ in range(3):
+        context, _ = backend.sliding_window_attention(q, k, v, kind, gi, ng, 4, False)
+    reference, _ = sliding_window_attention(q, k, v, kind, gi, ng, 4)
+    assert np.abs(context - reference).max() < 1e-5
+    print(numba.threading_layer(), len(os.listdir("/proc/self/task")) - threads, backend.openmp)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order, user_policy", [("torch first", None), ("torch first", "PASSIVE"), ("plain", None)])
+def test_an_openmp_runtime_loaded_first_is_paused_after_each_kernel(order, user_policy, tmp_path):
+    """Would catch: Numba's OpenMP threads left spinning ~3 ms after every kernel when `import torch` came first
+    (its libgomp, loaded before the backend could set OMP_WAIT_POLICY, is the one Numba uses), or a pause where
+    none is needed. A paused runtime's idle threads end: the kernel leaves no thread behind."""
+    if sys.platform != "linux":
+        pytest.skip("the OpenMP runtimes are found through /proc/self/maps")
+    if order == "torch first":
+        pytest.importorskip("torch")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env["PYTHONPATH"] = str(REPO)
+    if user_policy:
+        env["OMP_WAIT_POLICY"] = user_policy
+    result = subprocess.run([sys.executable, "-c", OPENMP_PROBE, order], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    layer, new_threads, openmp = result.stdout.split(maxsplit=2)
+    if layer != "omp":
+        pytest.skip(f"Numba's threading layer here is {layer}, not OpenMP")
+    paused = order == "torch first" and user_policy is None
+    assert ("paused after each kernel" in openmp) == paused, openmp
+    assert (int(new_threads) == 0) == paused, result.stdout  # Numba's worker threads: ended, or asleep and kept
+
+
 WINDOW_CASES = {
     # name: (B, H, N, D, W, trailing padding, global tokens, dilation, autoregressive)
     "dilation 2, every head": (2, 2, 50, 16, 4, {1: 7}, {0: 2}, 2, False),
