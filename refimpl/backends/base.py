@@ -48,7 +48,7 @@ class Backend(abc.ABC):
         w             one-sided window, an int >= 1 (may exceed N)
         dilation      an int >= 1, or H of them (one per head): band slot t of query i is key i + d (t - W)
         autoregressive  only keys j <= i; then G must be 0 (the reference refuses global tokens)
-        returns       context (B, H, N, D) float32,
+        returns       context (B, H, N, D) float32 (any strides: the numba backend's is a view of (B, N, H, D)),
                       probs (B, H, N, G + S) float32 when output_attentions, else None; S = 2W+1 band slots,
                       or W+1 when autoregressive.
 

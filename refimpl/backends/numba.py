@@ -499,8 +499,9 @@ def _transpose(x, out):
 
 @_jit(parallel=True, fastmath=_FMA)
 def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, want_probs, context, probs):
-    """Passes 1-3 for every local query; context (B, H, N, D) and, when want_probs, probs (B, H, N, G+S) are
-    written in full (rows of padding and global queries are 0). S = 2W+1 band slots, or W+1 when `causal` (the
+    """Passes 1-3 for every local query; context (B, N, H, D) (the heads side by side: the layout the model merges
+    them into) and, when want_probs, probs (B, H, N, G+S) are written in full (rows of padding and global queries
+    are 0). S = 2W+1 band slots, or W+1 when `causal` (the
     autoregressive window: query i sees the keys i-W .. i only).
 
     One job is one (batch row, head, block of QB queries). It first transposes the keys and values its queries can
@@ -539,7 +540,7 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
             for r in range(rows):
                 n_local += kind[b, i0 + r] == LOCAL
             if n_local == 0:  # padding or global queries only: their rows are 0
-                context[b, h, i0:i0 + rows] = 0
+                context[b, i0:i0 + rows, h] = 0
                 if want_probs:
                     probs[b, h, i0:i0 + rows] = 0
                 continue
@@ -572,7 +573,7 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
                 _pass3_band_context(context4, scores, vT, jlo - key0, m_keys)
             _pass3_global_context(context4, scores_g, v[b, h], global_index[b], ng)
             for r in range(rows):
-                context[b, h, i0 + r] = context4[r] * inv_sum[r]
+                context[b, i0 + r, h] = context4[r] * inv_sum[r]
 
             if want_probs:  # the (G + S) layout: global columns, then band slot t = key i + t - W
                 for r in range(rows):
@@ -724,26 +725,27 @@ class NumbaBackend(NumpyBackend):
         global_index = np.ascontiguousarray(global_index, dtype=np.int64)  # (B, G)
         n_global = np.ascontiguousarray(n_global, dtype=np.int64)  # (B,)
         S = w + 1 if autoregressive else 2 * w + 1
-        context = np.empty((B, H, N, D), np.float32)  # (B, H, N, D)
+        # (B, N, H, D), returned as its (B, H, N, D) view: the model's merge of the heads into (B, N, C) is then free
+        context = np.empty((B, N, H, D), np.float32)
         probs = np.empty((B, H, N, G + S) if output_attentions else (0, 0, 0, 0), np.float32)  # (B, H, N, G+S)
         if set(dilations) == {1}:
             self._parallel(_sliding_window_attention, q, k, v, kind, global_index, n_global, w, bool(autoregressive),
                            bool(output_attentions), context, probs)
-            return context, (probs if output_attentions else None)
+            return context.transpose(0, 2, 1, 3), (probs if output_attentions else None)
         for d in sorted(set(dilations)):
             heads = [h for h in range(H) if dilations[h] == d]
             for r in range(min(d, N)):  # the subsequence r, r + d, r + 2d, ...
                 sub = self._dilated_subsequence(q, k, v, kind, global_index, heads, r, d)
                 n_sub = sub[3].shape[1] - G
-                ctx = np.empty((B, len(heads), n_sub + G, D), np.float32)
+                ctx = np.empty((B, n_sub + G, len(heads), D), np.float32)
                 prb = np.empty((B, len(heads), n_sub + G, G + S) if output_attentions else (0, 0, 0, 0), np.float32)
                 self._parallel(_sliding_window_attention, *sub, n_global, w, bool(autoregressive),
                                bool(output_attentions), ctx, prb)
                 for j, h in enumerate(heads):
-                    context[:, h, r::d] = ctx[:, j, :n_sub]
+                    context[:, r::d, h] = ctx[:, :n_sub, j]
                     if output_attentions:
                         probs[:, h, r::d] = prb[:, j, :n_sub]
-        return context, (probs if output_attentions else None)
+        return context.transpose(0, 2, 1, 3), (probs if output_attentions else None)
 
     @staticmethod
     def _dilated_subsequence(q, k, v, kind, global_index, heads, r, d):
