@@ -5,25 +5,27 @@ with the same pass numbers and names, so the two files can be read side by side.
 the dense projections stay NumPy matrix products (BLAS), pass 4 (the global rows) stays the model's.
 
 Legend: B batch, N sequence length, H heads, D head size, W one-sided window, G global tokens,
-        R = 4 queries of one group, M <= 2W + R keys that a group can see.
+        R = 8 queries of one group, M <= 2W + R keys that a group can see.
 
 What is different from the reference, and why:
   - No (B, H, N, 2W+1) array unless output_attentions: the reference builds the whole band of scores; here one
-    group of R = 4 queries at a time holds its band, (R, M) floats indexed by key (key jlo + m), and the context
+    group of R = 8 queries at a time holds its band, (R, M) floats indexed by key (key jlo + m), and the context
     is written directly. The probabilities are written out only when asked for.
-  - Passes 1 and 3 are small matrix products in register tiles (`_tile_product`): out[r, 0:64] = sum_t a[r, t]
-    b[t, 0:64] for 4 rows, the 16 running sums (4 rows x 4 vectors of 16 floats) held in AVX-512 registers while t
-    runs. Pass 1: the group's 4 queries against 64 keys of K transposed (D, keys) at a time, t over the head dims;
-    pass 3: the 4 rows of probabilities against 64 head dims of V, t over the keys, straight from v (N, D). The tile
-    is written as LLVM vector code through an intrinsic, because LLVM's vectorizer makes 256-bit loops for this CPU
-    (its tuning prefers them) and keeps running sums in memory. Measured on the Intel Xeon (KVM guest, LLVM:
-    rocketlake; 2 threads, 4096 tokens, 12 heads of 64, W = 256), leaving one pass out at a time: as loops (4 queries
-    x 4 head dims per sweep, LLVM-vectorized) pass 1 took ~22 ms and pass 3 ~18 ms of 49-53, the 256-bit FMA peak
-    (~150 GFLOP/s on the 2 cores, about half of OpenBLAS's 512-bit sgemm); as tiles ~18 and ~15 ms of 43-45.
-    Forcing 512-bit vectors on the loops (NUMBA_CPU_FEATURES with -prefer-256-bit) gave 54.5 ms against 53.3, and
-    groups of 8 queries with 8 x 32 tiles 43.7 against 42.3-44.1: neither is used. The keys past the last whole tile
-    (M mod 64 of them) and head sizes that are not a multiple of 64 (pass 3) go through the loops, which read V
-    transposed; each job transposes the keys (and then the values) its queries see into its own buffers.
+  - Passes 1 and 3 are small matrix products in register tiles (`_tile_product`): out[r, 0:32] = sum_t a[r, t]
+    b[t, 0:32] for the 8 rows, the 16 running sums (8 rows x 2 vectors of 16 floats) held in AVX-512 registers
+    while t runs. Pass 1: the group's 8 queries against 32 keys of K transposed (D, keys) at a time, t over the
+    head dims (the last keys in tiles of 16); pass 3: the 8 rows of probabilities against 32 head dims of V, t over
+    the keys, straight from v (N, D). The tile is written as LLVM vector code through an intrinsic, because LLVM's
+    vectorizer makes 256-bit loops for this CPU (its tuning prefers them) and keeps running sums in memory.
+    Measured on the Intel Xeon (KVM guest, LLVM: rocketlake; 2 threads, 4096 tokens, 12 heads of 64, W = 256): as
+    loops (4 queries x 4 head dims per sweep, LLVM-vectorized) the kernel took 49-53 ms, the 256-bit FMA peak
+    (~150 GFLOP/s on the 2 cores, about half of OpenBLAS's 512-bit sgemm); as 4 x 64 tiles 40-44 ms; as 8 x 32
+    tiles 36.7-37.2 (against 41.6-42.6 in the same minutes): a group's band of K (and of V) is ~130 KB, more than
+    the core's 48 KB L1, so each multiply-add's operand comes from L2, and 8 rows use each loaded vector 8 times
+    instead of 4 (an earlier try of 8 x 32 tiles in pass 1 alone gained nothing). Forcing 512-bit vectors on the
+    loops (NUMBA_CPU_FEATURES with -prefer-256-bit) gave 54.5 ms against 53.3: not used. Head sizes that are not a
+    multiple of 32 go through loops in pass 3, which read V transposed; each job transposes the keys (and then the
+    values) its queries see into its own buffers.
   - Pass 2's max goes through LLVM's maxnum (`_max`), which LLVM vectorizes; Python's max compiled to compares
     and branches that it did not (510 ns a row of 513 scores, against 80; pass 2 took 24 ms of the kernel's 68 before).
     Its division is left to the end: the R x D context is scaled by 1 / the sum, not the G + 2W+1 probabilities.
@@ -124,7 +126,7 @@ def _openmp_pauses() -> list:
         pauses.append((path, pause))
     return pauses
 
-R = 4  # queries per group: pass 1 and pass 3 work on 4 queries at once
+R = 8  # queries per group: pass 1 and pass 3 work on 8 queries at once
 BLOCK = 256  # queries per job of the parallel loop, at least: its keys are transposed once for all its groups
 
 _FMA = {"contract"}  # fuse a * b + c: changes only the last bit, and keeps each sum in its written order
@@ -175,13 +177,13 @@ def _max(typingctx, a, b):
     return types.float32(types.float32, types.float32), codegen
 
 
-TILE = 64  # columns of the register tile of _tile_product: 4 vectors of 16 float32
+TILE = 32  # columns of the register tile of _tile_product: 2 vectors of 16 float32
 _F32, _I64, _I32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
 _V16 = ir.VectorType(_F32, 16)
 
 
 def _tile_intrinsic(vectors):
-    """An intrinsic out[r, 0:16 vectors] = sum_t a[r, t] * b[t, 0:16 vectors] for the R = 4 rows r: one register tile
+    """An intrinsic out[r, 0:16 vectors] = sum_t a[r, t] * b[t, 0:16 vectors] for the R = 8 rows r: one register tile
     of R x `vectors` vectors of 16 float32. Arguments: (out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T), float32
     arrays given by their address and row length (elements), C-contiguous, with 16 `vectors` columns readable and
     writable in every row of b and out."""
@@ -239,15 +241,15 @@ def _tile_intrinsic(vectors):
     return intrinsic(tile_product)
 
 
-# Pass 1's band (a: the 4 queries, b: 64 keys of K transposed, t: head dims) and pass 3's context (a: the 4 rows
+# Pass 1's band (a: the 8 queries, b: 32 keys of K transposed, t: head dims) and pass 3's context (a: the 8 rows
 # of probabilities, b: the value rows, t: keys) are both this product. Written as LLVM vector code, not as a loop
 # for LLVM to vectorize: its vectorizer makes 256-bit loops for this CPU (its tuning prefers them) and keeps running
-# sums in memory, so pass 1 ran at ~89 GFLOP/s a core, the 256-bit FMA peak. Here the 16 sums (4 rows x 4 vectors
+# sums in memory, so pass 1 ran at ~89 GFLOP/s a core, the 256-bit FMA peak. Here the 16 sums (8 rows x 2 vectors
 # of 16) stay in AVX-512 registers while t runs, each t one multiply-add per sum in the written order (the numbers
-# are those of the loops): ~130 GFLOP/s a core. On a CPU without AVX-512, LLVM splits the 512-bit vectors into
-# narrower ones: same numbers, not faster.
+# are those of the loops). On a CPU without AVX-512, LLVM splits the 512-bit vectors into narrower ones: same
+# numbers, not faster.
 _tile_product = _tile_intrinsic(TILE // 16)
-# pass 1's last keys (fewer than 64) in tiles of 16: one vector a row, 4 multiply-adds per 5 loads
+# pass 1's last keys (fewer than 32) in tiles of 16: one vector a row, 8 multiply-adds per 9 loads
 _tile_product_16 = _tile_intrinsic(1)
 
 
@@ -339,41 +341,42 @@ def _layer_norm_kernel(x, residual, add_residual, weight, bias, eps, out):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Passes 1-3 for one group of R = 4 queries i0 .. i0+3, which together see the keys jlo .. jlo+M-1
+# Passes 1-3 for one group of R = 8 queries i0 .. i0+7, which together see the keys jlo .. jlo+M-1
 # ---------------------------------------------------------------------------------------------------------------
 
 @_jit(fastmath=_FMA)
-def _pass1_band_scores(scores, q4, kT, jlo, m_keys):
-    """Pass 1, band part: scores[r, m] = q4[r] . k[jlo + m] for the R = 4 queries and all M keys of the group.
+def _pass1_band_scores(scores, q_group, kT, jlo, m_keys):
+    """Pass 1, band part: scores[r, m] = q_group[r] . k[jlo + m] for the R = 8 queries and all M keys of the group.
 
-    q4 (R, D); kT (D, keys), K transposed so that the keys are contiguous; scores (R, >= M rounded up to 16), all
-    C-contiguous. A query's scores against keys outside its own band are computed too (at most 3 of M) and masked
-    in pass 2. All in register tiles: whole tiles of 64 keys, then tiles of 16; the last one reads up to 15 columns
-    of kT past the group's keys (the job's buffer has them, zeros) and writes as many past M into scores (unread).
+    q_group (R, D); kT (D, keys), K transposed so that the keys are contiguous; scores (R, >= M rounded up to 16),
+    all C-contiguous. A query's scores against keys outside its own band are computed too (at most R - 1 of M) and
+    masked in pass 2. All in register tiles: whole tiles of 32 keys, then tiles of 16; the last one reads up to 15
+    columns of kT past the group's keys (the job's buffer has them, zeros) and writes as many past M into scores
+    (unread).
     """
-    D = q4.shape[1]
+    D = q_group.shape[1]
     m0 = 0
     while m0 + TILE <= m_keys:
-        _tile_product(scores.ctypes.data + 4 * m0, scores.shape[1], q4.ctypes.data, D,
+        _tile_product(scores.ctypes.data + 4 * m0, scores.shape[1], q_group.ctypes.data, D,
                       kT.ctypes.data + 4 * (jlo + m0), kT.shape[1], D)
         m0 += TILE
     while m0 < m_keys:
-        _tile_product_16(scores.ctypes.data + 4 * m0, scores.shape[1], q4.ctypes.data, D,
+        _tile_product_16(scores.ctypes.data + 4 * m0, scores.shape[1], q_group.ctypes.data, D,
                          kT.ctypes.data + 4 * (jlo + m0), kT.shape[1], D)
         m0 += 16
 
 
 @_jit(fastmath=_SUMS)
-def _pass1_global_scores(scores_g, q4, k, global_index, n_global):
-    """Pass 1, global part: scores_g[r, g] = q4[r] . k[global_index[g]] (the *local* key projection, as
+def _pass1_global_scores(scores_g, q_group, k, global_index, n_global):
+    """Pass 1, global part: scores_g[r, g] = q_group[r] . k[global_index[g]] (the *local* key projection, as
     transformers). k (N, D); scores_g (R, G); filler slots g >= n_global are left for pass 2 to zero."""
-    D = q4.shape[1]
+    D = q_group.shape[1]
     for g in range(n_global):
         kg = k[global_index[g]]
         for r in range(R):
             acc = np.float32(0.0)
             for d in range(D):
-                acc += q4[r, d] * kg[d]
+                acc += q_group[r, d] * kg[d]
             scores_g[r, g] = acc
 
 
@@ -408,19 +411,19 @@ def _pass2_softmax(row, row_g, kind, n_global):
 
 
 @_jit(fastmath=_FMA)
-def _pass3_band_context_tiled(context4, probs, v, jlo, m_keys):
-    """Pass 3, band part, for head sizes that are a multiple of 64: context4[r, d] = sum_m probs[r, m] * v[jlo + m, d]
-    as register tiles of 64 head dims (_tile_product), straight from v (N, D) (no transpose). probs (R, >= M),
-    0 outside each query's band; context4 (R, D)."""
+def _pass3_band_context_tiled(context_group, probs, v, jlo, m_keys):
+    """Pass 3, band part, for head sizes that are a multiple of 32: context_group[r, d] = sum_m probs[r, m] *
+    v[jlo + m, d] as register tiles of 32 head dims (_tile_product), straight from v (N, D) (no transpose).
+    probs (R, >= M), 0 outside each query's band; context_group (R, D)."""
     D = v.shape[1]
     for d0 in range(0, D, TILE):
-        _tile_product(context4.ctypes.data + 4 * d0, D, probs.ctypes.data, probs.shape[1],
+        _tile_product(context_group.ctypes.data + 4 * d0, D, probs.ctypes.data, probs.shape[1],
                       v.ctypes.data + 4 * (jlo * D + d0), D, m_keys)
 
 
 @_jit(fastmath=_SUMS)
-def _pass3_band_context(context4, probs, vT, jlo, m_keys):
-    """Pass 3, band part: context4[r, d] = sum_m probs[r, m] * v[jlo + m, d] for the R = 4 queries.
+def _pass3_band_context(out, probs, vT, jlo, m_keys):
+    """Pass 3, band part: out[r, d] = sum_m probs[r, m] * v[jlo + m, d] for 4 of the group's queries r.
 
     probs (R, >= M), 0 outside each query's band; vT (D, keys), V transposed so that the sum runs along contiguous
     memory. Sixteen running sums (4 queries x 4 head dims) per sweep over the keys: 16 multiply-adds per 8 loads.
@@ -452,10 +455,10 @@ def _pass3_band_context(context4, probs, vT, jlo, m_keys):
             c31 += y3 * x1
             c32 += y3 * x2
             c33 += y3 * x3
-        context4[0, d], context4[0, d + 1], context4[0, d + 2], context4[0, d + 3] = c00, c01, c02, c03
-        context4[1, d], context4[1, d + 1], context4[1, d + 2], context4[1, d + 3] = c10, c11, c12, c13
-        context4[2, d], context4[2, d + 1], context4[2, d + 2], context4[2, d + 3] = c20, c21, c22, c23
-        context4[3, d], context4[3, d + 1], context4[3, d + 2], context4[3, d + 3] = c30, c31, c32, c33
+        out[0, d], out[0, d + 1], out[0, d + 2], out[0, d + 3] = c00, c01, c02, c03
+        out[1, d], out[1, d + 1], out[1, d + 2], out[1, d + 3] = c10, c11, c12, c13
+        out[2, d], out[2, d + 1], out[2, d + 2], out[2, d + 3] = c20, c21, c22, c23
+        out[3, d], out[3, d + 1], out[3, d + 2], out[3, d + 3] = c30, c31, c32, c33
         d += 4
     while d < D:  # head sizes that are not a multiple of 4
         v0 = vT[d, jlo:jlo + m_keys]
@@ -465,20 +468,20 @@ def _pass3_band_context(context4, probs, vT, jlo, m_keys):
             c1 += p1[m] * v0[m]
             c2 += p2[m] * v0[m]
             c3 += p3[m] * v0[m]
-        context4[0, d], context4[1, d], context4[2, d], context4[3, d] = c0, c1, c2, c3
+        out[0, d], out[1, d], out[2, d], out[3, d] = c0, c1, c2, c3
         d += 1
 
 
 @_jit(fastmath=_FMA)
-def _pass3_global_context(context4, probs_g, v, global_index, n_global):
-    """Pass 3, global part: context4[r] += sum_g probs_g[r, g] * v[global_index[g]]. v (N, D)."""
+def _pass3_global_context(context_group, probs_g, v, global_index, n_global):
+    """Pass 3, global part: context_group[r] += sum_g probs_g[r, g] * v[global_index[g]]. v (N, D)."""
     D = v.shape[1]
     for g in range(n_global):
         vg = v[global_index[g]]
         for r in range(R):
             p = probs_g[r, g]
             for d in range(D):
-                context4[r, d] += p * vg[d]
+                context_group[r, d] += p * vg[d]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -531,8 +534,8 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
         max_keys = min(2 * w + R, N)  # M: the most keys one group of R queries can see
         scores = np.empty((R, (max_keys + 15) // 16 * 16), np.float32)  # (R, M up to 16s): the band, by key jlo + m
         scores_g = np.empty((R, G), np.float32)  # (R, G)
-        q4 = np.zeros((R, D), np.float32)  # (R, D): the group's queries (in a last, short group the rest is unused)
-        context4 = np.empty((R, D), np.float32)  # (R, D)
+        q_group = np.zeros((R, D), np.float32)  # (R, D): the group's queries (a last, short group leaves some unused)
+        context_group = np.empty((R, D), np.float32)  # (R, D)
         inv_sum = np.zeros(R, np.float32)  # (R,): 1 / each query's sum of exp, 0 for a row that is not local
         for i0 in range(first, last, R):
             rows = min(R, last - i0)
@@ -547,11 +550,11 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
             jlo = max(i0 - w, 0)
             ahead = 0 if causal else w  # how far past the query its band reaches
             m_keys = min(i0 + rows + ahead, N) - jlo  # keys jlo .. jlo + M - 1: the union of the groups' bands
-            q4[:rows] = q[b, h, i0:i0 + rows]
+            q_group[:rows] = q[b, h, i0:i0 + rows]
 
-            # pass 1: scores of each query against its 2W+1 neighbours (and 3 more) and the global keys
-            _pass1_band_scores(scores, q4, kT, jlo - key0, m_keys)
-            _pass1_global_scores(scores_g, q4, k[b, h], global_index[b], ng)
+            # pass 1: scores of each query against its 2W+1 neighbours (and R - 1 more) and the global keys
+            _pass1_band_scores(scores, q_group, kT, jlo - key0, m_keys)
+            _pass1_global_scores(scores_g, q_group, k[b, h], global_index[b], ng)
 
             # pass 2: softmax over the columns each query may see (its division below); other queries' rows are 0
             for r in range(R):
@@ -568,12 +571,13 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
 
             # pass 3: weighted sum of the values, band and global columns, then pass 2's division
             if tiled:
-                _pass3_band_context_tiled(context4, scores, v[b, h], jlo, m_keys)
-            else:
-                _pass3_band_context(context4, scores, vT, jlo - key0, m_keys)
-            _pass3_global_context(context4, scores_g, v[b, h], global_index[b], ng)
+                _pass3_band_context_tiled(context_group, scores, v[b, h], jlo, m_keys)
+            else:  # the loops take 4 queries at a time
+                _pass3_band_context(context_group[:4], scores[:4], vT, jlo - key0, m_keys)
+                _pass3_band_context(context_group[4:], scores[4:], vT, jlo - key0, m_keys)
+            _pass3_global_context(context_group, scores_g, v[b, h], global_index[b], ng)
             for r in range(rows):
-                context[b, i0 + r, h] = context4[r] * inv_sum[r]
+                context[b, i0 + r, h] = context_group[r] * inv_sum[r]
 
             if want_probs:  # the (G + S) layout: global columns, then band slot t = key i + t - W
                 for r in range(rows):
