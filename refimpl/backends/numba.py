@@ -5,27 +5,28 @@ with the same pass numbers and names, so the two files can be read side by side.
 the dense projections stay NumPy matrix products (BLAS), pass 4 (the global rows) stays the model's.
 
 Legend: B batch, N sequence length, H heads, D head size, W one-sided window, G global tokens,
-        R = 8 queries of one group, M <= 2W + R keys that a group can see.
+        R = 12 queries of one group, M <= 2W + R keys that a group can see.
 
 What is different from the reference, and why:
   - No (B, H, N, 2W+1) array unless output_attentions: the reference builds the whole band of scores; here one
-    group of R = 8 queries at a time holds its band, (R, M) floats indexed by key (key jlo + m), and the context
+    group of R = 12 queries at a time holds its band, (R, M) floats indexed by key (key jlo + m), and the context
     is written directly. The probabilities are written out only when asked for.
   - Passes 1 and 3 are small matrix products in register tiles (`_tile_product`): out[r, 0:32] = sum_t a[r, t]
-    b[t, 0:32] for the 8 rows, the 16 running sums (8 rows x 2 vectors of 16 floats) held in AVX-512 registers
-    while t runs. Pass 1: the group's 8 queries against 32 keys of K transposed (D, keys) at a time, t over the
-    head dims (the last keys in tiles of 16); pass 3: the 8 rows of probabilities against 32 head dims of V, t over
+    b[t, 0:32] for the 12 rows, the 24 running sums (12 rows x 2 vectors of 16 floats) held in AVX-512 registers
+    while t runs. Pass 1: the group's 12 queries against 32 keys of K transposed (D, keys) at a time, t over the
+    head dims (the last keys in tiles of 16); pass 3: the 12 rows of probabilities against 32 head dims of V, t over
     the keys, straight from v (N, D). The tile is written as LLVM vector code through an intrinsic, because LLVM's
     vectorizer makes 256-bit loops for this CPU (its tuning prefers them) and keeps running sums in memory.
     Measured on the Intel Xeon (KVM guest, LLVM: rocketlake; 2 threads, 4096 tokens, 12 heads of 64, W = 256): as
     loops (4 queries x 4 head dims per sweep, LLVM-vectorized) the kernel took 49-53 ms, the 256-bit FMA peak
-    (~150 GFLOP/s on the 2 cores, about half of OpenBLAS's 512-bit sgemm); as 4 x 64 tiles 40-44 ms; as 8 x 32
-    tiles 36.7-37.2 (against 41.6-42.6 in the same minutes): a group's band of K (and of V) is ~130 KB, more than
-    the core's 48 KB L1, so each multiply-add's operand comes from L2, and 8 rows use each loaded vector 8 times
-    instead of 4 (an earlier try of 8 x 32 tiles in pass 1 alone gained nothing). Forcing 512-bit vectors on the
-    loops (NUMBA_CPU_FEATURES with -prefer-256-bit) gave 54.5 ms against 53.3: not used. Head sizes that are not a
-    multiple of 32 go through loops in pass 3, which read V transposed; each job transposes the keys (and then the
-    values) its queries see into its own buffers.
+    (~150 GFLOP/s on the 2 cores, about half of OpenBLAS's 512-bit sgemm); as 4 x 64 tiles 41.6 ms; as 8 x 32
+    tiles 38.7; as 12 x 32 tiles 38.2 (0.96x of 8 x 32 in the same process; at 16384 tokens 187, 177, 165 ms): a
+    group's band of K (and of V) is ~130 KB, more than the core's 48 KB L1, so each multiply-add's operand comes
+    from L2, and 12 rows use each loaded vector 12 times instead of 4 (an earlier try of 8 x 32 tiles in pass 1
+    alone gained nothing). 12 x 32 is the largest tile that keeps its sums, two operand vectors and a broadcast in
+    the 32 vector registers. Forcing 512-bit vectors on the loops (NUMBA_CPU_FEATURES with -prefer-256-bit) gave
+    54.5 ms against 53.3: not used. Head sizes that are not a multiple of 32 go through loops in pass 3, which read
+    V transposed; each job transposes the keys (and then the values) its queries see into its own buffers.
   - Pass 2's max goes through LLVM's maxnum (`_max`), which LLVM vectorizes; Python's max compiled to compares
     and branches that it did not (510 ns a row of 513 scores, against 80; pass 2 took 24 ms of the kernel's 68 before).
     Its division is left to the end: the R x D context is scaled by 1 / the sum, not the G + 2W+1 probabilities.
@@ -126,7 +127,7 @@ def _openmp_pauses() -> list:
         pauses.append((path, pause))
     return pauses
 
-R = 8  # queries per group: pass 1 and pass 3 work on 8 queries at once
+R = 12  # queries per group: pass 1 and pass 3 work on 12 queries at once
 BLOCK = 256  # queries per job of the parallel loop, at least: its keys are transposed once for all its groups
 
 _FMA = {"contract"}  # fuse a * b + c: changes only the last bit, and keeps each sum in its written order
@@ -183,7 +184,7 @@ _V16 = ir.VectorType(_F32, 16)
 
 
 def _tile_intrinsic(vectors):
-    """An intrinsic out[r, 0:16 vectors] = sum_t a[r, t] * b[t, 0:16 vectors] for the R = 8 rows r: one register tile
+    """An intrinsic out[r, 0:16 vectors] = sum_t a[r, t] * b[t, 0:16 vectors] for the R = 12 rows r: one register tile
     of R x `vectors` vectors of 16 float32. Arguments: (out_addr, out_ld, a_addr, a_ld, b_addr, b_ld, T), float32
     arrays given by their address and row length (elements), C-contiguous, with 16 `vectors` columns readable and
     writable in every row of b and out."""
@@ -241,15 +242,15 @@ def _tile_intrinsic(vectors):
     return intrinsic(tile_product)
 
 
-# Pass 1's band (a: the 8 queries, b: 32 keys of K transposed, t: head dims) and pass 3's context (a: the 8 rows
+# Pass 1's band (a: the 12 queries, b: 32 keys of K transposed, t: head dims) and pass 3's context (a: the 12 rows
 # of probabilities, b: the value rows, t: keys) are both this product. Written as LLVM vector code, not as a loop
 # for LLVM to vectorize: its vectorizer makes 256-bit loops for this CPU (its tuning prefers them) and keeps running
-# sums in memory, so pass 1 ran at ~89 GFLOP/s a core, the 256-bit FMA peak. Here the 16 sums (8 rows x 2 vectors
+# sums in memory, so pass 1 ran at ~89 GFLOP/s a core, the 256-bit FMA peak. Here the 24 sums (12 rows x 2 vectors
 # of 16) stay in AVX-512 registers while t runs, each t one multiply-add per sum in the written order (the numbers
 # are those of the loops). On a CPU without AVX-512, LLVM splits the 512-bit vectors into narrower ones: same
 # numbers, not faster.
 _tile_product = _tile_intrinsic(TILE // 16)
-# pass 1's last keys (fewer than 32) in tiles of 16: one vector a row, 8 multiply-adds per 9 loads
+# pass 1's last keys (fewer than 32) in tiles of 16: one vector a row, 12 multiply-adds per 13 loads
 _tile_product_16 = _tile_intrinsic(1)
 
 
@@ -341,12 +342,12 @@ def _layer_norm_kernel(x, residual, add_residual, weight, bias, eps, out):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Passes 1-3 for one group of R = 8 queries i0 .. i0+7, which together see the keys jlo .. jlo+M-1
+# Passes 1-3 for one group of R = 12 queries i0 .. i0+11, which together see the keys jlo .. jlo+M-1
 # ---------------------------------------------------------------------------------------------------------------
 
 @_jit(fastmath=_FMA)
 def _pass1_band_scores(scores, q_group, kT, jlo, m_keys):
-    """Pass 1, band part: scores[r, m] = q_group[r] . k[jlo + m] for the R = 8 queries and all M keys of the group.
+    """Pass 1, band part: scores[r, m] = q_group[r] . k[jlo + m] for the R = 12 queries and all M keys of the group.
 
     q_group (R, D); kT (D, keys), K transposed so that the keys are contiguous; scores (R, >= M rounded up to 16),
     all C-contiguous. A query's scores against keys outside its own band are computed too (at most R - 1 of M) and
@@ -573,8 +574,8 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
             if tiled:
                 _pass3_band_context_tiled(context_group, scores, v[b, h], jlo, m_keys)
             else:  # the loops take 4 queries at a time
-                _pass3_band_context(context_group[:4], scores[:4], vT, jlo - key0, m_keys)
-                _pass3_band_context(context_group[4:], scores[4:], vT, jlo - key0, m_keys)
+                for r0 in range(0, R, 4):
+                    _pass3_band_context(context_group[r0:r0 + 4], scores[r0:r0 + 4], vT, jlo - key0, m_keys)
             _pass3_global_context(context_group, scores_g, v[b, h], global_index[b], ng)
             for r in range(rows):
                 context[b, i0 + r, h] = context_group[r] * inv_sum[r]
