@@ -157,6 +157,28 @@ def test_exp_polynomial_is_within_two_ulp():
     assert np.max(np.abs(exp_all(x) - exact) / exact) < 2.4e-7
 
 
+def test_vector_exp_of_pass_2_is_within_two_ulp_and_sums_its_results():
+    """_exp_row, pass 2's exponentials 16 at a time (LLVM vector code): row - top over the same range, in place,
+    returning their sum; the values and the sum against float64."""
+    import numba
+
+    from refimpl.backends.numba import _exp_row
+
+    @numba.njit
+    def exp_row(x, top):
+        return _exp_row(x.ctypes.data, x.shape[0], top)
+
+    top = np.float32(3.5)
+    x = (top - np.concatenate([np.linspace(0, 87, 200_000), np.logspace(-8, 0, 992)])).astype(np.float32)
+    assert x.size % 16 == 0
+    exact = np.exp((x - top).astype(np.float64))  # of the float32 difference, which the kernel computes too
+    row = x.copy()
+    total = exp_row(row, top)
+    assert np.max(np.abs(row - exact) / exact) < 2.4e-7
+    assert abs(total - exact.sum()) / exact.sum() < 1e-5
+    assert exp_row(row[:0], top) == 0  # an empty row: nothing read or written
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Whole models: every head, every output
 # ---------------------------------------------------------------------------------------------------------------
