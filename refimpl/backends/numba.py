@@ -887,12 +887,14 @@ class NumbaBackend(NumpyBackend):
         """One product per projection (q, then k, then v), each followed by its bias and the split into heads in
         one parallel pass (NumPy's copy of the (B, H, N, D) views of the product took 17 ms a layer at 4096 tokens,
         this 6). One product per projection rather than the reference's stacked one keeps every array (B, N, C):
-        see feed_forward_rows for why the size matters."""
-        weight, bias = weight_bias
+        see feed_forward_rows for why the size matters. The products share one array: above glibc's mmap ceiling
+        (16384 tokens) each new one would be fresh pages."""
+        x, weight, bias = _float32(x, "x"), _float32(weight_bias[0], "weight"), weight_bias[1]
         B, N, C = x.shape
+        y = np.empty((B, N, C), np.float32)  # (B, N, C): each projection's product in turn
         heads = []
         for c in range(count):
-            y = _float32(x @ weight[c * C:(c + 1) * C].T, "x @ weight.T")  # (B, N, C)
+            np.matmul(x, weight[c * C:(c + 1) * C].T, out=y)
             head = np.empty((1, B, H, N, C // H), np.float32)  # (1, B, H, N, D)
             self._parallel(_split_heads, y, _float32(bias[c * C:(c + 1) * C], "bias"), head)
             heads.append(head[0])
