@@ -67,3 +67,24 @@ def test_time_worker_and_report_on_a_tiny_sweep(tmp_path):
     table = report.markdown_table("kernel", records, usable, {})
     assert "GFLOP/s" in table and "| 64 |" in table
     report.write_plot(tmp_path / "plot.html", "kernel", records, usable)
+
+
+def test_paired_timing_of_two_kernel_versions(tmp_path, capsys):
+    """benchmarks.paired on the backend file against a copy with a deliberate change: the outputs' difference is
+    reported (0 for the same code, > 0 for the changed one), and the ratio of the two medians."""
+    pytest.importorskip("numba")
+    from pathlib import Path
+
+    from benchmarks import paired
+
+    source = Path(__file__).resolve().parents[2] / "refimpl" / "backends" / "numba.py"
+    text = source.read_text()
+    same, changed = tmp_path / "same.py", tmp_path / "changed.py"
+    same.write_text(text)
+    assert "context_group[r] * inv_sum[r]" in text
+    changed.write_text(text.replace("context_group[r] * inv_sum[r]", "context_group[r] * inv_sum[r] * 2"))
+    result = paired.paired(str(source), str(same), n=96, rounds=2)
+    assert result["max_abs_diff"] == 0 and result["old_s"] > 0 and result["new_s"] > 0 and result["ratio"] > 0
+    assert paired.paired(str(source), str(changed), n=96, rounds=2)["max_abs_diff"] > 0.01
+    assert paired.main([str(source), str(same), "--n", "64", "--rounds", "2"]) == 0
+    assert "new / old" in capsys.readouterr().out
