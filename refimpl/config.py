@@ -62,7 +62,7 @@ class LongformerConfig:
     hidden_dropout_prob: float = 0.1  # training only; kept so configs round-trip
     attention_probs_dropout_prob: float = 0.1  # training only
     # tokens the feed-forward block takes at a time (transformers' name); 0: the whole sequence, or what the backend
-    # prefers (Backend.feed_forward_rows). Each token's result is the same either way.
+    # prefers (Backend.feed_forward_rows). Each token's result is the same either way (up to BLAS's last bits).
     chunk_size_feed_forward: int = 0
     initializer_range: float = 0.02  # std of the normal init of new weights (LongformerModel(config))
     id2label: dict = field(default_factory=lambda: {0: "LABEL_0", 1: "LABEL_1"})  # num_labels follows it

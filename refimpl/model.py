@@ -108,8 +108,8 @@ class LongformerLayer:
     def feed_forward(self, hidden):
         """output(act(intermediate(hidden))), (B, N, C) -> (B, N, C), a block of tokens at a time: the config's
         chunk_size_feed_forward (transformers' meaning), else the backend's choice (Backend.feed_forward_rows), else
-        all N. Each token's result does not depend on the others, so the blocks change no number; only the (B, rows,
-        F) array, the layer's largest, gets smaller."""
+        all N. Each token's result does not depend on the others, so the blocks change the numbers at most in BLAS's
+        last bits (with NumPy's OpenBLAS not at all); only the (B, rows, F) array, the layer's largest, gets smaller."""
         B, N, C = hidden.shape
         F = self.intermediate.weight.shape[0]
         rows = self.chunk_size_feed_forward or self.backend.feed_forward_rows(N, F) or N

@@ -88,7 +88,6 @@ from refimpl.backends.numpy import NumpyBackend
 from refimpl.ops import ERF_CLAMP, ERF_P, ERF_Q
 
 
-
 def _loaded_openmp_runtimes() -> list[str]:
     """Paths of the OpenMP runtimes (GNU libgomp, LLVM/Intel libomp, libiomp5) already mapped into this process."""
     try:
