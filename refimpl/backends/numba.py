@@ -632,8 +632,7 @@ def _transpose(x, out):
 def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, want_probs, context, probs):
     """Passes 1-3 for every local query; context (B, N, H, D) (the heads side by side: the layout the model merges
     them into) and, when want_probs, probs (B, H, N, G+S) are written in full (rows of padding and global queries
-    are 0). S = 2W+1 band slots, or W+1 when `causal` (the
-    autoregressive window: query i sees the keys i-W .. i only).
+    are 0). S = 2W+1 band slots, or W+1 when `causal` (the autoregressive window: query i sees the keys i-W .. i).
 
     One job is one (batch row, head, block of QB queries). It first transposes the keys and values its queries can
     see (QB + 2W of them) into its own (D, QB + 2W) buffers, then runs passes 1-3 group by group.
