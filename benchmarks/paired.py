@@ -25,6 +25,8 @@ from benchmarks.methods import W, kernel_inputs
 
 def load(path: str, name: str):
     """The file at `path` as a module called `name`."""
+    if not Path(path).is_file():
+        raise SystemExit(f"{path}: no such file (give two copies of refimpl/backends/numba.py)")
     spec = importlib.util.spec_from_file_location(name, Path(path))
     if spec is None or spec.loader is None:
         raise SystemExit(f"{path}: not a Python file")

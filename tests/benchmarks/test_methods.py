@@ -88,3 +88,5 @@ def test_paired_timing_of_two_kernel_versions(tmp_path, capsys):
     assert paired.paired(str(source), str(changed), n=96, rounds=2)["max_abs_diff"] > 0.01
     assert paired.main([str(source), str(same), "--n", "64", "--rounds", "2"]) == 0
     assert "new / old" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no such file"):
+        paired.main([str(source), str(tmp_path / "missing.py")])
