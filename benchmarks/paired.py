@@ -3,7 +3,7 @@
     python -m benchmarks.paired OLD.py NEW.py [--n 4096] [--rounds 20]
 
 OLD.py and NEW.py are copies of refimpl/backends/numba.py (`git show HEAD~1:refimpl/backends/numba.py > old.py`).
-Both are loaded side by side as modules of their own (each compiles its kernels once, cached under its own name),
+Both are loaded side by side as modules of their own (each compiles its kernels once, cached beside a copy of it),
 then called on the same inputs as the benchmark's kernel sweep (benchmarks.methods.kernel_inputs: 12 heads of 64,
 W = 256, the first token global), taking turns. Prints the largest difference between their outputs and the median of
 the per-round ratios NEW / OLD. On this shared VM the drift between separate runs of the same code (5-10%) was larger
@@ -13,8 +13,10 @@ than most single changes to the kernel; a paired ratio is not.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,11 +25,21 @@ import numpy as np
 from benchmarks.methods import W, kernel_inputs
 
 
-def load(path: str, name: str):
-    """The file at `path` as a module called `name`."""
+def load(path: str):
+    """The file at `path` as a module of its own, loaded from a copy named after its contents.
+
+    Numba caches a kernel beside its source file, under the file's name, with the name of the module that compiled
+    it; loading refimpl/backends/numba.py itself under another name would leave cache entries that the library's
+    own import then fails to load. The copy keeps each version's cache apart (and reused by the next run)."""
     if not Path(path).is_file():
         raise SystemExit(f"{path}: no such file (give two copies of refimpl/backends/numba.py)")
-    spec = importlib.util.spec_from_file_location(name, Path(path))
+    source = Path(path).read_bytes()
+    name = f"paired_numba_{hashlib.sha1(source).hexdigest()[:12]}"
+    copy = Path(tempfile.gettempdir()) / "longformer-lab-paired" / f"{name}.py"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    if not copy.is_file() or copy.read_bytes() != source:
+        copy.write_bytes(source)
+    spec = importlib.util.spec_from_file_location(name, copy)
     if spec is None or spec.loader is None:
         raise SystemExit(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
@@ -38,7 +50,7 @@ def load(path: str, name: str):
 
 def paired(old_path: str, new_path: str, n: int, rounds: int) -> dict:
     """{"max_abs_diff", "old_s", "new_s", "ratio"}: medians over the rounds, ratio the median of new / old."""
-    backends = [load(path, f"paired_numba_{i}").NumbaBackend() for i, path in enumerate((old_path, new_path))]
+    backends = [load(path).NumbaBackend() for path in (old_path, new_path)]
     q, k, v, kind, global_index, n_global = kernel_inputs(n)
 
     def run(backend):
