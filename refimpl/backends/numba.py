@@ -677,7 +677,10 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
             jlo = max(i0 - w, 0)
             ahead = 0 if causal else w  # how far past the query its band reaches
             m_keys = min(i0 + rows + ahead, N) - jlo  # keys jlo .. jlo + M - 1: the union of the groups' bands
-            q_group[:rows] = q[b, h, i0:i0 + rows]
+            for r in range(rows):  # loops, not a slice assignment: Numba copies an array that may overlap first
+                q_row, group_row = q[b, h, i0 + r], q_group[r]
+                for d in range(D):
+                    group_row[d] = q_row[d]
 
             # pass 1: scores of each query against its 2W+1 neighbours (and R - 1 more) and the global keys
             _pass1_band_scores(scores, q_group, kT, jlo - key0, m_keys)
@@ -707,8 +710,10 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
                 for r0 in range(0, R, 4):
                     _pass3_band_context(context_group[r0:r0 + 4], scores[r0:r0 + 4], vT, jlo - key0, m_keys)
             _pass3_global_context(context_group, scores_g, v[b, h], global_index[b], ng)
-            for r in range(rows):
-                context[b, i0 + r, h] = context_group[r] * inv_sum[r]
+            for r in range(rows):  # a loop, not `context_group[r] * inv_sum[r]`: Numba would allocate that array
+                out_row, group_row, scale = context[b, i0 + r, h], context_group[r], inv_sum[r]
+                for d in range(D):
+                    out_row[d] = group_row[d] * scale
 
             if want_probs:  # the (G + S) layout: global columns, then band slot t = key i + t - W
                 for r in range(rows):
