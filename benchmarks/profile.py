@@ -7,9 +7,8 @@ left at the library's default (they spin 2^28 cycles after every product, what u
 set them to sleep), and "as shipped", what the numba backend sets when it is created (refimpl/backends/numba.py,
 Threads). Each part is timed by wrapping the model's layers in this process (the library is not changed): the
 q, k, v projections (the backend's project: products, bias, the split into heads), the three other products
-(refimpl.model.Linear: the attention output's product and bias; the FFN's two products without their biases: the
-GELU adds the first, one pass after the FFN's blocks the second, counted in the rest), the backend's
-kernels; "the rest" is the forward's time outside them
+(refimpl.model.Linear.product, without their biases: the GELU adds the FFN's first, the LayerNorms after them the
+attention output's and the FFN's second), the backend's kernels; "the rest" is the forward's time outside them
 (embeddings, q scaling, pass 4's gathers, Python). Per forward, the median over the rounds. Prints a Markdown table.
 """
 
@@ -27,12 +26,15 @@ from benchmarks.methods import SHAPE, W, make_config, make_params
 C, F, H = SHAPE["hidden_size"], SHAPE["intermediate_size"], SHAPE["num_attention_heads"]
 
 
+NORMS = "LayerNorm (2, bias and residual fused)"
+
+
 def part_flops(n: int, G: int = 1) -> dict[str, float]:
     """FLOPs of each part, per layer (multiply-add = 2)."""
     return {"q, k, v projections": 2 * n * C * 3 * C, "attention output": 2 * n * C * C,
             "FFN in": 2 * n * C * F, "FFN out": 2 * n * F * C,
             "band kernel (passes 1-3)": 2 * 2 * n * (2 * W + 1 + G) * C, "pass 4 (global rows)": 4 * G * H * n * C,
-            "GELU": 0, "LayerNorm (2, residual fused)": 0}
+            "GELU": 0, NORMS: 0}
 
 
 class Timed:
@@ -59,12 +61,12 @@ def instrumented_model(config, params, totals):
         setattr(backend, name, Timed(label, getattr(backend, name), totals))
     for layer in model.layers:
         layer.attention.project = Timed("q, k, v projections", layer.attention.project, totals)
-        layer.attention_output = Timed("attention output", layer.attention_output, totals)
+        layer.attention_output.product = Timed("attention output", layer.attention_output.product, totals)
         layer.intermediate.product = Timed("FFN in", layer.intermediate.product, totals)  # its bias: in the GELU
-        layer.output.product = Timed("FFN out", layer.output.product, totals)  # its bias: in the rest
+        layer.output.product = Timed("FFN out", layer.output.product, totals)  # its bias: in the LayerNorm
         layer.act = Timed("GELU", layer.act, totals)
-        layer.attention_norm = Timed("LayerNorm (2, residual fused)", layer.attention_norm, totals)
-        layer.output_norm = Timed("LayerNorm (2, residual fused)", layer.output_norm, totals)
+        layer.attention_norm = Timed(NORMS, layer.attention_norm, totals)
+        layer.output_norm = Timed(NORMS, layer.output_norm, totals)
     return model
 
 

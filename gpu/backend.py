@@ -278,11 +278,17 @@ class CupyBackend(Backend):
         """Pass 4: the reference's code on CuPy arrays (cuBLAS products)."""
         return global_attention(q_g, hidden, kv_global, kind, slot_used, self.xp)
 
-    def residual_layer_norm(self, x, residual, weight, bias, eps):
-        """LayerNorm(x + residual) over the last axis (residual may be None), in one pass over each row."""
+    def residual_layer_norm(self, x, residual, weight, bias, eps, x_bias=None):
+        """LayerNorm(x + x_bias + residual) over the last axis (x_bias and residual may be None), in one pass over
+        each row; x_bias is added by CuPy before it (one more elementwise pass, the same order of sums)."""
         cp = self.xp
         x = cp.ascontiguousarray(self._float32_input_any(x, "x"))
         C = x.shape[-1]
+        if x_bias is not None:
+            x_bias = self._float32_input_any(x_bias, "x_bias")
+            if x_bias.shape != (C,):
+                raise ValueError(f"x_bias must have shape ({C},) (x's last axis), got {x_bias.shape}")
+            x = x + x_bias
         if residual is not None:
             residual = cp.ascontiguousarray(self._float32_input_any(residual, "residual"))
             if residual.shape != x.shape:

@@ -54,11 +54,12 @@ class LayerNorm:
     def __init__(self, params: dict, name: str, eps: float, backend):
         self.weight, self.bias, self.eps, self.backend = params[f"{name}.weight"], params[f"{name}.bias"], eps, backend
 
-    def __call__(self, x, residual=None):
-        """LayerNorm(x), or LayerNorm(x + residual) (a backend may fuse the sum into the norm)."""
+    def __call__(self, x, residual=None, x_bias=None):
+        """LayerNorm(x), or LayerNorm(x + x_bias + residual): x a dense layer's product and x_bias its bias (or
+        None), summed in that order (a backend may fuse the sums into the norm)."""
         if residual is None:
             return self.backend.layer_norm(x, self.weight, self.bias, self.eps)
-        return self.backend.residual_layer_norm(x, residual, self.weight, self.bias, self.eps)
+        return self.backend.residual_layer_norm(x, residual, self.weight, self.bias, self.eps, x_bias=x_bias)
 
 
 def sub(params: dict, prefix: str) -> dict:
@@ -101,15 +102,18 @@ class LongformerLayer:
 
     def __call__(self, hidden, kind, global_index, n_global, output_attentions):
         context, probs, global_probs = self.attention(hidden, kind, global_index, n_global, output_attentions)
-        hidden = self.attention_norm(self.attention_output(context), residual=hidden)  # (B, N, C)
-        hidden = self.output_norm(self.feed_forward(hidden), residual=hidden)  # (B, N, C)
+        dense = self.attention_output.product(context)  # (B, N, C): x W^T; its bias goes in with the norm
+        hidden = self.attention_norm(dense, residual=hidden, x_bias=self.attention_output.bias)  # (B, N, C)
+        ff = self.feed_forward(hidden)  # (B, N, C): the FFN without output's bias, which goes in with the norm
+        hidden = self.output_norm(ff, residual=hidden, x_bias=self.output.bias)  # (B, N, C)
         return hidden, probs, global_probs
 
     def feed_forward(self, hidden):
-        """output(act(intermediate(hidden))), (B, N, C) -> (B, N, C), a block of tokens at a time: the config's
-        chunk_size_feed_forward (transformers' meaning), else the backend's choice (Backend.feed_forward_rows), else
-        all N. Each token's result does not depend on the others, so the blocks change the numbers at most in BLAS's
-        last bits (with NumPy's OpenBLAS not at all); only the (B, rows, F) array, the layer's largest, gets smaller."""
+        """output(act(intermediate(hidden))) less output's bias, (B, N, C) -> (B, N, C), a block of tokens at a
+        time: the config's chunk_size_feed_forward (transformers' meaning), else the backend's choice
+        (Backend.feed_forward_rows), else all N. Each token's result does not depend on the others, so the blocks
+        change the numbers at most in BLAS's last bits (with NumPy's OpenBLAS not at all); only the (B, rows, F)
+        array, the layer's largest, gets smaller."""
         B, N, C = hidden.shape
         F = self.intermediate.weight.shape[0]
         rows = self.chunk_size_feed_forward or self.backend.feed_forward_rows(N, F) or N
@@ -119,7 +123,6 @@ class LongformerLayer:
             ff = self.intermediate.product(hidden[:, block])  # (B, rows, F): x W^T; its bias goes in with the act
             ff = self.act(ff, self.intermediate.bias, out=ff)  # act(x W^T + b) in place: no second (B, rows, F)
             self.output.product(ff, out=out[:, block])  # (B, rows, C)
-        out += self.output.bias
         return out
 
 

@@ -90,8 +90,11 @@ class Backend(abc.ABC):
         it to the backend (chunk_size_feed_forward 0); None: all of them at once, as transformers does."""
         return None
 
-    def residual_layer_norm(self, x, residual, weight, bias, eps):
-        """LayerNorm(x + residual), shapes as layer_norm; a backend may fuse the sum into the norm."""
+    def residual_layer_norm(self, x, residual, weight, bias, eps, x_bias=None):
+        """LayerNorm(x + x_bias + residual), summed in that order, shapes as layer_norm; x_bias (C,) or None: the
+        bias of the product x (the model's dense layers leave it to the norm). A backend may fuse the sums into
+        the norm."""
+        x = x if x_bias is None else x + x_bias
         return self.layer_norm(x + residual, weight, bias, eps)
 
     @abc.abstractmethod

@@ -433,18 +433,21 @@ def _split_heads(y, bias, out):
 
 
 @_jit(parallel=True, fastmath=_SUMS)
-def _layer_norm_kernel(x, residual, add_residual, weight, bias, eps, out):
-    """out = LayerNorm(x (+ residual)) over the last axis, per row; x, residual, out (rows, C). Two passes (the
-    mean, then the biased variance), as the reference."""
+def _layer_norm_kernel(x, x_bias, residual, add_residual, weight, bias, eps, out):
+    """out = LayerNorm(x + x_bias + residual) (or of x alone) over the last axis, per row; x, residual, out
+    (rows, C), x_bias (C,). Two passes (the mean, then the biased variance), as the reference."""
     rows, C = x.shape
     for r in prange(rows):
-        o = out[r]
-        o[:] = x[r]
-        if add_residual:
-            o += residual[r]
+        x_row, residual_row, o = x[r], residual[r], out[r]
         total = np.float32(0.0)
-        for c in range(C):
-            total += o[c]
+        if add_residual:  # loops, not o[:] = x[r]; o += residual[r]: Numba's array assignments go item by item
+            for c in range(C):
+                o[c] = x_row[c] + x_bias[c] + residual_row[c]
+                total += o[c]
+        else:
+            for c in range(C):
+                o[c] = x_row[c]
+                total += o[c]
         mean = total / np.float32(C)
         sq = np.float32(0.0)
         for c in range(C):
@@ -677,7 +680,7 @@ def _sliding_window_attention(q, k, v, kind, global_index, n_global, w, causal, 
             jlo = max(i0 - w, 0)
             ahead = 0 if causal else w  # how far past the query its band reaches
             m_keys = min(i0 + rows + ahead, N) - jlo  # keys jlo .. jlo + M - 1: the union of the groups' bands
-            for r in range(rows):  # loops, not a slice assignment: Numba copies an array that may overlap first
+            for r in range(rows):  # loops: Numba's slice assignment goes item by item through its indexer
                 q_row, group_row = q[b, h, i0 + r], q_group[r]
                 for d in range(D):
                     group_row[d] = q_row[d]
@@ -984,17 +987,30 @@ class NumbaBackend(NumpyBackend):
     def gelu(self, x, out=None):
         return self.bias_gelu(x, out=out)
 
-    def residual_layer_norm(self, x, residual, weight, bias, eps):
-        """LayerNorm(x + residual) over the last axis, in one pass over x and residual (..., C)."""
-        return self._layer_norm(_float32(x, "x"), _float32(residual, "residual"), weight, bias, eps)
+    def residual_layer_norm(self, x, residual, weight, bias, eps, x_bias=None):
+        """LayerNorm(x + x_bias + residual) over the last axis, in one pass over x and residual (..., C)."""
+        x, residual = _float32(x, "x"), _float32(residual, "residual")
+        if residual.shape != x.shape:
+            raise ValueError(f"residual must have the shape of x {x.shape}, got {residual.shape}")
+        x_bias = np.zeros(x.shape[-1:], np.float32) if x_bias is None else _float32(x_bias, "x_bias")  # + 0: exact
+        return self._layer_norm(x, x_bias, residual, weight, bias, eps)
 
     def layer_norm(self, x, weight, bias, eps):
         x = _float32(x, "x")
-        return self._layer_norm(x, x, weight, bias, eps, add_residual=False)
+        return self._layer_norm(x, np.zeros(x.shape[-1:], np.float32), x, weight, bias, eps, add_residual=False)
 
-    def _layer_norm(self, x, residual, weight, bias, eps, add_residual=True):
+    def _layer_norm(self, x, x_bias, residual, weight, bias, eps, add_residual=True):
+        """The kernel reads C numbers of every vector (it checks no bounds): their shapes are checked here."""
+        if x.ndim == 0:
+            raise ValueError("x must have at least one axis (the C features that are normalized)")
         C = x.shape[-1]
+        weight, bias = _float32(weight, "weight"), _float32(bias, "bias")
+        for name, vector in (("weight", weight), ("bias", bias), ("x_bias", x_bias)):
+            if vector.shape != (C,):
+                raise ValueError(f"{name} must have shape ({C},) (x's last axis), got {vector.shape}")
         out = np.empty_like(x)
-        self._parallel(_layer_norm_kernel, x.reshape(-1, C), residual.reshape(-1, C), add_residual,
-                       _float32(weight, "weight"), _float32(bias, "bias"), np.float32(eps), out.reshape(-1, C))
+        if out.size == 0:
+            return out
+        self._parallel(_layer_norm_kernel, x.reshape(-1, C), x_bias, residual.reshape(-1, C), add_residual,
+                       weight, bias, np.float32(eps), out.reshape(-1, C))
         return out

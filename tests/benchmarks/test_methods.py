@@ -103,3 +103,22 @@ def test_paired_timing_of_two_kernel_versions(tmp_path, capsys, monkeypatch):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=source.parents[2],
                          env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, timeout=600)
     assert run.returncode == 0, run.stderr
+
+
+def test_profile_times_every_part_of_the_forward():
+    """benchmarks.profile wraps the model's parts in place: every part it names is reached by a forward (a wrapper
+    the model no longer calls would read 0 s), and the parts add up to the whole forward."""
+    pytest.importorskip("numba")
+    from benchmarks import profile
+
+    try:
+        results, extra = profile.profile(n=64, rounds=1)
+    except RuntimeError as e:  # no pthreads OpenBLAS whose thread timeout can be set: nothing to compare
+        pytest.skip(str(e))
+    for setting, parts in results.items():
+        for part in profile.part_flops(64):
+            assert parts[part] and parts[part][0] > 0, f"{setting}: {part} was never timed"
+        total = sum(parts[part][0] for part in [*profile.part_flops(64), "the rest"])
+        assert total == pytest.approx(parts["whole forward"][0], rel=1e-6)
+    table = profile.table(results, 64, extra["sgemm_flops_per_s"])
+    assert "| attention output | " in table and "| whole forward | " in table

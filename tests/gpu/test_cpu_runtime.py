@@ -244,6 +244,9 @@ def test_conformance_with_numpy_backend(name):
                  what=f"{name}: layer_norm")
     assert_close(be.residual_layer_norm(x, residual, weight, bias, 1e-5),
                  ref.residual_layer_norm(x, residual, weight, bias, 1e-5), **tol, what=f"{name}: residual_layer_norm")
+    assert_close(be.residual_layer_norm(x, residual, weight, bias, 1e-5, x_bias=bias[::-1].copy()),
+                 ref.residual_layer_norm(x, residual, weight, bias, 1e-5, x_bias=bias[::-1].copy()), **tol,
+                 what=f"{name}: residual_layer_norm with x_bias")
 
 
 def test_registry_still_reports_cupy_unavailable_without_a_gpu():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import BACKEND_ATOL, BACKEND_PROBS_ATOL, assert_close
 
+from refimpl import ops
 from refimpl.attention import GLOBAL, LOCAL, PADDING, global_slots
 from refimpl.backends import BACKENDS, available_backends, get_backend
 from refimpl.backends.base import Backend
@@ -148,6 +149,11 @@ def test_elementwise(backend_name, shape):
     assert_close(down(backend.residual_layer_norm(up(x), up(residual), up(weight), up(bias), 1e-5)),
                  reference.residual_layer_norm(x, residual, weight, bias, 1e-5), atol=BACKEND_ATOL, rtol=0,
                  what="residual_layer_norm")
+    # the model's call: a dense layer's product and its bias, then the residual (x + x_bias + residual)
+    want = ops.layer_norm(x + bias[::-1] + residual, weight, bias, 1e-5)
+    assert_close(down(backend.residual_layer_norm(up(x), up(residual), up(weight), up(bias), 1e-5,
+                                                  x_bias=up(bias[::-1].copy()))),
+                 want, atol=BACKEND_ATOL, rtol=0, what="residual_layer_norm with x_bias")
 
 
 @pytest.mark.parametrize("backend_name", RUNNABLE)

@@ -137,6 +137,19 @@ def test_gelu_and_layer_norm_equal_reference(numba_backend):
                  atol=ATOL, rtol=0, what="layer_norm")
     assert_close(numba_backend.residual_layer_norm(x, residual, weight, bias, 1e-5),
                  layer_norm(x + residual, weight, bias, 1e-5), atol=ATOL, rtol=0, what="residual_layer_norm")
+    assert_close(numba_backend.residual_layer_norm(x, residual, weight, bias, 1e-5, x_bias=weight),
+                 layer_norm(x + weight + residual, weight, bias, 1e-5), atol=ATOL, rtol=0,
+                 what="residual_layer_norm with x_bias")
+    # the kernel checks no bounds: every vector's length, and the residual's shape, are checked before it runs
+    with pytest.raises(ValueError, match=r"residual must have the shape of x \(3, 17, 40\), got \(3, 16, 40\)"):
+        numba_backend.residual_layer_norm(x, residual[:, 1:], weight, bias, 1e-5)
+    for name, args in (("weight", (weight[:39], bias)), ("bias", (weight, bias[:2]))):
+        with pytest.raises(ValueError, match=rf"{name} must have shape \(40,\) \(x's last axis\), got \("):
+            numba_backend.residual_layer_norm(x, residual, *args, 1e-5)
+        with pytest.raises(ValueError, match=rf"{name} must have shape \(40,\)"):
+            numba_backend.layer_norm(x, *args, 1e-5)
+    with pytest.raises(ValueError, match=r"x_bias must have shape \(40,\) \(x's last axis\), got \(41,\)"):
+        numba_backend.residual_layer_norm(x, residual, weight, bias, 1e-5, x_bias=np.ones(41, np.float32))
 
 
 def test_exp_polynomial_is_within_two_ulp():
