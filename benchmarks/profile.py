@@ -21,6 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from benchmarks.measurement import sgemm_rate
 from benchmarks.methods import SHAPE, W, make_config, make_params
 
 C, F, H = SHAPE["hidden_size"], SHAPE["intermediate_size"], SHAPE["num_attention_heads"]
@@ -102,9 +103,7 @@ def profile(n: int, rounds: int) -> tuple[dict, dict]:
                 results[setting][part].append(seconds)
             results[setting]["the rest"].append(total - sum(totals.values()))
             results[setting]["whole forward"].append(total)
-        t = time.perf_counter()
-        a @ b
-        sgemm.append(2 * 4096 * C * F / (time.perf_counter() - t))
+        sgemm.append(sgemm_rate(a, b))
     for t in timeouts:
         t.value = OPENBLAS_TIMEOUT_CYCLES
     return results, {"sgemm_flops_per_s": float(np.median(sgemm))}

@@ -122,3 +122,25 @@ def test_profile_times_every_part_of_the_forward():
         assert total == pytest.approx(parts["whole forward"][0], rel=1e-6)
     table = profile.table(results, 64, extra["sgemm_flops_per_s"])
     assert "| attention output | " in table and "| whole forward | " in table
+
+
+def test_sgemm_rate_is_the_products_flop_rate():
+    """The floor's rate: 2 M K N FLOPs over each product's time, the median of three, all written into one array."""
+    import time as time_module
+
+    a, b = np.ones((64, 32), np.float32), np.ones((32, 48), np.float32)
+    calls = []
+    real_matmul = np.matmul
+
+    def matmul(x, y, out=None):
+        calls.append(out)
+        return real_matmul(x, y, out=out)
+
+    ticks = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # products of 1, 3 and 2 seconds: the median is 2
+    clock = lambda: next(ticks)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(measurement.np, "matmul", matmul)
+        mp.setattr(time_module, "perf_counter", clock)
+        rate = measurement.sgemm_rate(a, b)
+    assert rate == 2 * 64 * 32 * 48 / 2
+    assert len(calls) == 3 and all(out is calls[0] and out.shape == (64, 48) for out in calls)
