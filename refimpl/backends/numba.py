@@ -418,16 +418,18 @@ def _gelu_kernel(x, bias):
 
 
 @_jit(parallel=True, fastmath=_FMA)
-def _split_heads(y, bias, out):
-    """out[c, b, h] = (y + bias)[b, :, (c H + h) D : (c H + h + 1) D]: a stacked projection's product y (B, N, count*C)
-    and its bias (count*C,) into `count` arrays of heads, out (count, B, H, N, D). One job per (c, b, h)."""
+def _split_heads(y, bias, out, start):
+    """out[c, b, h, start:start + rows] = (y + bias)[b, :, (c H + h) D : (c H + h + 1) D]: rows of a stacked
+    projection's product y (B, rows, count*C) and its bias (count*C,) into `count` arrays of heads, out (count, B,
+    H, N, D), from row `start` on. One job per (c, b, h)."""
     count, B, H, N, D = out.shape
+    rows = y.shape[1]
     for job in prange(count * B * H):
         c, b, h = job // (B * H), (job // H) % B, job % H
         column = (c * H + h) * D
         head, head_bias = out[c, b, h], bias[column:column + D]
-        for i in range(N):
-            y_row, out_row = y[b, i, column:column + D], head[i]
+        for i in range(rows):
+            y_row, out_row = y[b, i, column:column + D], head[start + i]
             for d in range(D):
                 out_row[d] = y_row[d] + head_bias[d]
 
@@ -826,6 +828,13 @@ def quiet_openblas_threads() -> list[str]:
 FFN_BLOCK_BYTES = 30 << 20  # below glibc's 32 MiB ceiling of its mmap threshold (NumbaBackend.feed_forward_rows)
 
 
+def _block_rows(n_rows, row_bytes):
+    """Rows per block that keep a (rows, ...) block of row_bytes a row under FFN_BLOCK_BYTES, the n_rows split into
+    blocks of equal size (n_rows itself when it fits; at least 1)."""
+    blocks = max(1, -(-(n_rows * row_bytes) // FFN_BLOCK_BYTES))  # ceil
+    return max(1, -(-n_rows // blocks))
+
+
 def _float32(a, name):
     """a as a C-contiguous float32 NumPy array; another dtype is a caller's bug, not something to convert."""
     a = np.asarray(a)
@@ -941,17 +950,21 @@ class NumbaBackend(NumpyBackend):
     def project(self, x, weight_bias, count, H):
         """One product per projection (q, then k, then v), each followed by its bias and the split into heads in
         one parallel pass (NumPy's copy of the (B, H, N, D) views of the product took 17 ms a layer at 4096 tokens,
-        this 6). One product per projection rather than the reference's stacked one keeps every array (B, N, C):
-        see feed_forward_rows for why the size matters. The products share one array: above glibc's mmap ceiling
-        (16384 tokens) each new one would be fresh pages."""
+        this 6). One product per projection rather than the reference's stacked one, and a block of rows at a time
+        that keeps the product under FFN_BLOCK_BYTES (all N at 4096 tokens, 2 blocks at 16384): see
+        feed_forward_rows for why the size matters. The products share that one array."""
         x, weight, bias = _float32(x, "x"), _float32(weight_bias[0], "weight"), weight_bias[1]
         B, N, C = x.shape
-        y = np.empty((B, N, C), np.float32)  # (B, N, C): each projection's product in turn
+        rows = _block_rows(N, B * C * 4)
+        y = np.empty((B, rows, C), np.float32)  # (B, rows, C): each projection's product in turn, by blocks
         heads = []
         for c in range(count):
-            np.matmul(x, weight[c * C:(c + 1) * C].T, out=y)
+            w, b = weight[c * C:(c + 1) * C].T, _float32(bias[c * C:(c + 1) * C], "bias")  # (C, C), (C,)
             head = np.empty((1, B, H, N, C // H), np.float32)  # (1, B, H, N, D)
-            self._parallel(_split_heads, y, _float32(bias[c * C:(c + 1) * C], "bias"), head)
+            for start in range(0, N, rows):
+                block = y[:, :min(rows, N - start)]  # (B, rows or fewer, C)
+                np.matmul(x[:, start:start + rows], w, out=block)
+                self._parallel(_split_heads, block, b, head, start)
             heads.append(head[0])
         return heads
 
@@ -966,8 +979,8 @@ class NumbaBackend(NumpyBackend):
         tokens on the 2-core Xeon (whole model, median of 5, three runs): 3.56-3.63 s before, 3.34-3.53 s with
         blocks of 2048 rows and one product per projection, 3.44-3.61 s with blocks of 1024 (smaller products).
         """
-        blocks = -(-(n_tokens * width * 4) // FFN_BLOCK_BYTES)  # ceil
-        return -(-n_tokens // blocks) if blocks > 1 else None
+        rows = _block_rows(n_tokens, width * 4)
+        return rows if rows < n_tokens else None
 
     def bias_gelu(self, x, bias=None, out=None):
         """gelu(x + bias) in one pass over x (..., F), written into out (x itself allowed) or a new array."""

@@ -339,6 +339,32 @@ def test_feed_forward_blocks_keep_the_block_bounded_and_equal_transformers(check
     assert_close(ours.last_hidden_state, ref.last_hidden_state.numpy(), what="last_hidden_state in FFN blocks")
 
 
+def test_projections_by_blocks_of_rows_equal_the_reference(monkeypatch):
+    """NumbaBackend.project takes the product a block of rows at a time when (B, N, C) is above FFN_BLOCK_BYTES
+    (made small here: 2 x 23 tokens x 48 features in blocks of 8, 8 and 7 rows): every block's bias and split land
+    in their own rows of the heads, equal to the reference's stacked product."""
+    from refimpl.attention import project
+    from refimpl.backends import numba as numba_backend
+
+    B, N, C, H = 2, 23, 48, 4
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((B, N, C), dtype=np.float32)
+    weight_bias = (rng.standard_normal((3 * C, C), dtype=np.float32), rng.standard_normal(3 * C, dtype=np.float32))
+    monkeypatch.setattr(numba_backend, "FFN_BLOCK_BYTES", 8 * B * C * 4)  # 8 rows of the (B, rows, C) block
+    assert numba_backend._block_rows(N, B * C * 4) == 8
+    products = []
+    real_matmul = np.matmul
+    monkeypatch.setattr(numba_backend.np, "matmul", lambda a, b, out: products.append(a.shape) or real_matmul(
+        a, b, out=out))
+    got = numba_backend.NumbaBackend().project(x, weight_bias, 3, H)
+    monkeypatch.setattr(numba_backend.np, "matmul", real_matmul)
+    assert [rows for _, rows, _ in products] == [8, 8, 7] * 3
+    want = project(x, weight_bias, 3, H, np)
+    for name, a, b in zip("qkv", got, want, strict=True):
+        assert a.shape == (B, H, N, C // H) and a.flags.c_contiguous
+        assert_close(a, b, atol=ATOL, rtol=0, what=f"{name} by blocks")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Compilation cache and threads, each in a fresh process
 # ---------------------------------------------------------------------------------------------------------------
