@@ -825,7 +825,7 @@ def quiet_openblas_threads() -> list[str]:
 # The backend
 # ---------------------------------------------------------------------------------------------------------------
 
-FFN_BLOCK_BYTES = 30 << 20  # below glibc's 32 MiB ceiling of its mmap threshold (NumbaBackend.feed_forward_rows)
+FFN_BLOCK_BYTES = 30 << 20  # below glibc's 32 MiB mmap ceiling (NumbaBackend.feed_forward_rows, project)
 
 
 def _block_rows(n_rows, row_bytes):
