@@ -94,7 +94,7 @@ class LongformerLayer:
         self.attention = LongformerSelfAttention(sub(params, "attention.self."), config, layer, backend)
         self.attention_output = Linear(params, "attention.output.dense")
         self.attention_norm = LayerNorm(params, "attention.output.LayerNorm", eps, backend)
-        self.intermediate = Linear(params, "intermediate.dense")
+        self.intermediate = Linear(params, "intermediate.dense", xp=backend.xp)
         self.act = activation(config.hidden_act, backend)
         self.output = Linear(params, "output.dense", xp=backend.xp)
         self.output_norm = LayerNorm(params, "output.LayerNorm", eps, backend)
@@ -113,14 +113,18 @@ class LongformerLayer:
         time: the config's chunk_size_feed_forward (transformers' meaning), else the backend's choice
         (Backend.feed_forward_rows), else all N. Each token's result does not depend on the others, so the blocks
         change the numbers at most in BLAS's last bits (with NumPy's OpenBLAS not at all); only the (B, rows, F)
-        array, the layer's largest, gets smaller."""
+        array, the layer's largest, gets smaller; the blocks share one (made once: a new one for each block left
+        freed memory for malloc to hand back to the system, and fresh pages to fault in for the next)."""
+        xp = self.backend.xp
         B, N, C = hidden.shape
         F = self.intermediate.weight.shape[0]
-        rows = self.chunk_size_feed_forward or self.backend.feed_forward_rows(N, F) or N
-        out = self.backend.xp.empty_like(hidden)  # (B, N, C)
+        rows = max(1, min(self.chunk_size_feed_forward or self.backend.feed_forward_rows(N, F) or N, N))
+        out = xp.empty_like(hidden)  # (B, N, C)
+        buffer = xp.empty(B * rows * F, hidden.dtype)  # room for one (B, rows, F) block
         for start in range(0, N, rows):
             block = slice(start, start + rows)
-            ff = self.intermediate.product(hidden[:, block])  # (B, rows, F): x W^T; its bias goes in with the act
+            ff = buffer[:B * min(rows, N - start) * F].reshape(B, -1, F)  # (B, rows or fewer, F), C-contiguous
+            self.intermediate.product(hidden[:, block], out=ff)  # x W^T; its bias goes in with the act
             ff = self.act(ff, self.intermediate.bias, out=ff)  # act(x W^T + b) in place: no second (B, rows, F)
             self.output.product(ff, out=out[:, block])  # (B, rows, C)
         return out

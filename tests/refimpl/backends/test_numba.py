@@ -326,13 +326,16 @@ def test_feed_forward_blocks_keep_the_block_bounded_and_equal_transformers(check
     F = ref_model.config.intermediate_size
     monkeypatch.setattr(numba_backend, "FFN_BLOCK_BYTES", 8 * F * 4)  # at most 8 rows: 21 tokens in 3 blocks of 7
     model = refimpl.LongformerModel.from_pretrained(directory, backend="numba")
-    blocks = []
+    blocks, outs = [], []
     product = model.layers[0].intermediate.product
-    model.layers[0].intermediate.product = lambda x, out=None: blocks.append(x.shape) or product(x, out)
+    model.layers[0].intermediate.product = lambda x, out=None: blocks.append(x.shape) or outs.append(out) or product(
+        x, out)
     ids, mask, glob = random_inputs(np.random.default_rng(9), 2, 21, pad_rows={1: 15}, n_global={0: 2})
     ours = model(ids, attention_mask=mask, global_attention_mask=glob)
     assert blocks and all(rows * F * 4 <= numba_backend.FFN_BLOCK_BYTES for _, rows, _ in blocks), blocks
     assert [rows for _, rows, _ in blocks] == [7, 7, 7]
+    # the blocks are written into one buffer made once for the layer (no new (B, rows, F) array a block)
+    assert all(out is not None and out.flags.c_contiguous and np.shares_memory(out, outs[0]) for out in outs)
     with torch.no_grad():
         ref = ref_model(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask),
                         global_attention_mask=torch.as_tensor(glob))
