@@ -92,7 +92,7 @@ class LongformerLayer:
     def __init__(self, params: dict, config: LongformerConfig, layer: int, backend):
         eps = config.layer_norm_eps
         self.attention = LongformerSelfAttention(sub(params, "attention.self."), config, layer, backend)
-        self.attention_output = Linear(params, "attention.output.dense")
+        self.attention_output = Linear(params, "attention.output.dense", xp=backend.xp)
         self.attention_norm = LayerNorm(params, "attention.output.LayerNorm", eps, backend)
         self.intermediate = Linear(params, "intermediate.dense", xp=backend.xp)
         self.act = activation(config.hidden_act, backend)

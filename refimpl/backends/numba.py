@@ -419,15 +419,14 @@ def _gelu_kernel(x, bias):
 
 @_jit(parallel=True, fastmath=_FMA)
 def _split_heads(y, bias, out, start):
-    """out[c, b, h, start:start + rows] = (y + bias)[b, :, (c H + h) D : (c H + h + 1) D]: rows of a stacked
-    projection's product y (B, rows, count*C) and its bias (count*C,) into `count` arrays of heads, out (count, B,
-    H, N, D), from row `start` on. One job per (c, b, h)."""
-    count, B, H, N, D = out.shape
+    """out[b, h, start:start + rows] = (y + bias)[b, :, h D : (h + 1) D]: rows of a projection's product y
+    (B, rows, C) and its bias (C,) into the heads out (B, H, N, D), from row `start` on. One job per (b, h)."""
+    B, H, N, D = out.shape
     rows = y.shape[1]
-    for job in prange(count * B * H):
-        c, b, h = job // (B * H), (job // H) % B, job % H
-        column = (c * H + h) * D
-        head, head_bias = out[c, b, h], bias[column:column + D]
+    for job in prange(B * H):
+        b, h = job // H, job % H
+        column = h * D
+        head, head_bias = out[b, h], bias[column:column + D]
         for i in range(rows):
             y_row, out_row = y[b, i, column:column + D], head[start + i]
             for d in range(D):
@@ -960,12 +959,12 @@ class NumbaBackend(NumpyBackend):
         heads = []
         for c in range(count):
             w, b = weight[c * C:(c + 1) * C].T, _float32(bias[c * C:(c + 1) * C], "bias")  # (C, C), (C,)
-            head = np.empty((1, B, H, N, C // H), np.float32)  # (1, B, H, N, D)
+            head = np.empty((B, H, N, C // H), np.float32)  # (B, H, N, D)
             for start in range(0, N, rows):
                 block = y[:, :min(rows, N - start)]  # (B, rows or fewer, C)
                 np.matmul(x[:, start:start + rows], w, out=block)
                 self._parallel(_split_heads, block, b, head, start)
-            heads.append(head[0])
+            heads.append(head)
         return heads
 
     def feed_forward_rows(self, n_tokens, width):
