@@ -94,7 +94,10 @@ class Backend(abc.ABC):
         """LayerNorm(x + x_bias + residual), summed in that order, shapes as layer_norm; x_bias (C,) or None: the
         bias of the product x (the model's dense layers leave it to the norm). A backend may fuse the sums into
         the norm."""
-        x = x if x_bias is None else x + x_bias
+        if x_bias is not None:
+            if x_bias.shape != x.shape[-1:]:  # refused, not broadcast: a (1,) bias would be added everywhere
+                raise ValueError(f"x_bias must have shape ({x.shape[-1]},) (x's last axis), got {x_bias.shape}")
+            x = x + x_bias
         return self.layer_norm(x + residual, weight, bias, eps)
 
     @abc.abstractmethod

@@ -154,6 +154,9 @@ def test_elementwise(backend_name, shape):
     assert_close(down(backend.residual_layer_norm(up(x), up(residual), up(weight), up(bias), 1e-5,
                                                   x_bias=up(bias[::-1].copy()))),
                  want, atol=BACKEND_ATOL, rtol=0, what="residual_layer_norm with x_bias")
+    for bad in (bias[:1], np.ones(shape[-1] + 1, np.float32)):  # broadcastable or too long: refused alike
+        with pytest.raises(ValueError, match=rf"x_bias must have shape \({shape[-1]},\) \(x's last axis\), got"):
+            backend.residual_layer_norm(up(x), up(residual), up(weight), up(bias), 1e-5, x_bias=up(bad.copy()))
 
 
 @pytest.mark.parametrize("backend_name", RUNNABLE)
