@@ -288,8 +288,8 @@ class LongformerSelfAttention:
         self.qkv = tuple(xp.concatenate([p[i] for p in (self.query, self.key, self.value)]) for i in (0, 1))
         self.kv_global = tuple(xp.concatenate([p[i] for p in (self.key_global, self.value_global)]) for i in (0, 1))
 
-    def project(self, x, weight_bias, count=1):
-        return self.backend.project(x, weight_bias, count, self.H)
+    def project(self, x, weight_bias, count=1, scales=None):
+        return self.backend.project(x, weight_bias, count, self.H, scales)
 
     def __call__(self, hidden, kind, global_index, n_global, output_attentions=False):
         """hidden (B, N, C); kind (B, N) and global_index (B, G), n_global (B,) on the backend's device.
@@ -302,8 +302,7 @@ class LongformerSelfAttention:
         G = global_index.shape[1]
         scale = np.float32(1.0 / math.sqrt(D))
 
-        q, k, v = self.project(hidden, self.qkv, 3)  # (B, H, N, D) each
-        q *= scale
+        q, k, v = self.project(hidden, self.qkv, 3, scales=(scale, 1, 1))  # (B, H, N, D) each, q scaled
         context, probs = self.backend.sliding_window_attention(
             q, k, v, kind, global_index, n_global, self.w, output_attentions, self.dilation,
             self.autoregressive)  # (B, H, N, D), (B, H, N, G+S)
@@ -313,8 +312,7 @@ class LongformerSelfAttention:
             # pass 4: each global token attends to all N tokens with its own projections
             slot_used = xp.arange(G)[None, :] < n_global[:, None]  # (B, G)
             hidden_global = xp.take_along_axis(hidden, global_index[:, :, None], axis=1)  # (B, G, C)
-            [q_g] = self.project(hidden_global, self.query_global)  # (B, H, G, D)
-            q_g *= scale
+            [q_g] = self.project(hidden_global, self.query_global, scales=(scale,))  # (B, H, G, D), scaled
             context_g, probs_g = self.backend.global_attention(
                 q_g, hidden, self.kv_global, kind, slot_used)  # (B, H, G, D), (B, H, G, N)
             # overwrite the global tokens' rows with their global context

@@ -14,6 +14,7 @@ Legend: B batch, N sequence length, H heads, D head size, C = H*D hidden size, W
 from __future__ import annotations
 
 import abc
+import math
 import operator
 
 import numpy as np
@@ -79,11 +80,16 @@ class Backend(abc.ABC):
         bias in the GELU's own pass."""
         return self.gelu(x + bias, out=out)
 
-    def project(self, x, weight_bias, count, H):
+    def project(self, x, weight_bias, count, H, scales=None):
         """x (B, N, C) float32 through `count` stacked projections, weight_bias = (weight (count*C, C), bias
-        (count*C,)) -> a list of `count` arrays (B, H, N, D), C-contiguous. A backend may fuse the bias and the
-        split into heads."""
-        return attention.project(x, weight_bias, count, H, self.xp)
+        (count*C,)), each then multiplied by its number of `scales` (count numbers; None: all 1; the model scales
+        the queries by 1/sqrt(D)) -> a list of `count` arrays (B, H, N, D), C-contiguous. A backend may fuse the
+        bias, the scale and the split into heads."""
+        heads = attention.project(x, weight_bias, count, H, self.xp)
+        for head, scale in zip(heads, projection_scales(scales, count)):
+            if scale != 1:
+                head *= np.float32(scale)
+        return heads
 
     def feed_forward_rows(self, n_tokens, width):
         """How many of the n_tokens the feed-forward block (width F) should take at a time when the config leaves
@@ -143,3 +149,14 @@ def check_attention_inputs(q, k, v, kind, global_index, n_global, w, dilation=1,
         raise ValueError("autoregressive attention has no global tokens: a global token reads every token, later "
                          "ones included, and every token reads it; drop the global_attention_mask")
     return B, H, N, D, G, w
+
+
+def projection_scales(scales, count):
+    """Backend.project's scales -> `count` Python floats (None: all 1), or a ValueError saying what is allowed."""
+    if scales is None:
+        return (1.0,) * count
+    values = tuple(scales) if isinstance(scales, (tuple, list)) else ()
+    if len(values) != count or not all(isinstance(s, (int, float, np.floating, np.integer))
+                                       and not isinstance(s, bool) and math.isfinite(s) for s in values):
+        raise ValueError(f"scales must be {count} finite numbers (one per projection) or None, got {scales!r}")
+    return tuple(float(s) for s in values)

@@ -83,7 +83,7 @@ from llvmlite import ir
 from numba.extending import intrinsic
 
 from refimpl.attention import LOCAL, MASKED, PADDING, global_softmax, head_dilations
-from refimpl.backends.base import check_attention_inputs
+from refimpl.backends.base import check_attention_inputs, projection_scales
 from refimpl.backends.numpy import NumpyBackend
 from refimpl.ops import ERF_CLAMP, ERF_P, ERF_Q
 
@@ -418,9 +418,10 @@ def _gelu_kernel(x, bias):
 
 
 @_jit(parallel=True, fastmath=_FMA)
-def _split_heads(y, bias, out, start):
-    """out[b, h, start:start + rows] = (y + bias)[b, :, h D : (h + 1) D]: rows of a projection's product y
-    (B, rows, C) and its bias (C,) into the heads out (B, H, N, D), from row `start` on. One job per (b, h)."""
+def _split_heads(y, bias, scale, out, start):
+    """out[b, h, start:start + rows] = ((y + bias) * scale)[b, :, h D : (h + 1) D]: rows of a projection's product
+    y (B, rows, C), its bias (C,) and scale into the heads out (B, H, N, D), from row `start` on. One job per
+    (b, h)."""
     B, H, N, D = out.shape
     rows = y.shape[1]
     for job in prange(B * H):
@@ -430,7 +431,7 @@ def _split_heads(y, bias, out, start):
         for i in range(rows):
             y_row, out_row = y[b, i, column:column + D], head[start + i]
             for d in range(D):
-                out_row[d] = y_row[d] + head_bias[d]
+                out_row[d] = (y_row[d] + head_bias[d]) * scale
 
 
 @_jit(parallel=True, fastmath=_SUMS)
@@ -946,10 +947,10 @@ class NumbaBackend(NumpyBackend):
         context_g += probs_g.sum(axis=-1, keepdims=True) * b_v  # (B, H, G, D)
         return context_g, probs_g
 
-    def project(self, x, weight_bias, count, H):
-        """One product per projection (q, then k, then v), each followed by its bias and the split into heads in
-        one parallel pass (NumPy's copy of the (B, H, N, D) views of the product took 17 ms a layer at 4096 tokens,
-        this 6). One product per projection rather than the reference's stacked one, and a block of rows at a time
+    def project(self, x, weight_bias, count, H, scales=None):
+        """One product per projection (q, then k, then v), each followed by its bias, its scale and the split into
+        heads in one parallel pass (NumPy's copy of the (B, H, N, D) views of the product took 17 ms a layer at
+        4096 tokens, this 6; the scale there spares the model's q *= scale, one more pass over q). One product per projection rather than the reference's stacked one, and a block of rows at a time
         that keeps the product under FFN_BLOCK_BYTES (all N at 4096 tokens, 2 blocks at 16384): see
         feed_forward_rows for why the size matters. The products share that one array."""
         x, weight, bias = _float32(x, "x"), _float32(weight_bias[0], "weight"), weight_bias[1]
@@ -957,13 +958,13 @@ class NumbaBackend(NumpyBackend):
         rows = _block_rows(N, B * C * 4)
         y = np.empty((B, rows, C), np.float32)  # (B, rows, C): each projection's product in turn, by blocks
         heads = []
-        for c in range(count):
+        for c, scale in enumerate(projection_scales(scales, count)):
             w, b = weight[c * C:(c + 1) * C].T, _float32(bias[c * C:(c + 1) * C], "bias")  # (C, C), (C,)
             head = np.empty((B, H, N, C // H), np.float32)  # (B, H, N, D)
             for start in range(0, N, rows):
                 block = y[:, :min(rows, N - start)]  # (B, rows or fewer, C)
                 np.matmul(x[:, start:start + rows], w, out=block)
-                self._parallel(_split_heads, block, b, head, start)
+                self._parallel(_split_heads, block, b, np.float32(scale), head, start)
             heads.append(head)
         return heads
 

@@ -101,20 +101,33 @@ def test_global_attention(backend_name, case):
 @pytest.mark.parametrize("backend_name", OTHERS)
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_project(backend_name, count):
-    """The stacked projections into heads (the numba backend fuses the bias and the split): same arrays, each
-    (B, H, N, D) and C-contiguous, as the kernels expect."""
+    """The stacked projections into heads, each scaled by its number (the numba backend fuses the bias, the scale
+    and the split): the reference's arrays times the scales, each (B, H, N, D) and C-contiguous, as the kernels
+    expect."""
     backend, reference = get_backend(backend_name), get_backend("numpy")
     rng = np.random.default_rng(count)
     B, N, C, H = 2, 7, 24, 3
     x = rng.standard_normal((B, N, C), dtype=np.float32)
     weight_bias = (rng.standard_normal((count * C, C), dtype=np.float32),
                    rng.standard_normal(count * C, dtype=np.float32))
-    got = backend.project(backend.asarray(x), tuple(backend.asarray(a) for a in weight_bias), count, H)
+    scales = (0.125, 1, 3.0)[:count]
+    got = backend.project(backend.asarray(x), tuple(backend.asarray(a) for a in weight_bias), count, H, scales)
     want = reference.project(x, weight_bias, count, H)
     assert len(got) == len(want) == count
-    for g, r in zip(got, want):
+    for g, r, scale in zip(got, want, scales):
         assert g.shape == (B, H, N, C // H) and g.flags.c_contiguous
-        assert_close(backend.asnumpy(g), r, atol=BACKEND_ATOL, rtol=0, what="project")
+        assert_close(backend.asnumpy(g), r * np.float32(scale), atol=BACKEND_ATOL * 3, rtol=0, what="project")
+
+
+@pytest.mark.parametrize("backend_name", RUNNABLE)
+@pytest.mark.parametrize("scales", [(1.0,), (1, 2, 3, 4), (float("nan"), 1, 1), (True, 1, 1), ("2", 1, 1), 5])
+def test_project_refuses_bad_scales(backend_name, scales):
+    """Not one finite number per projection: a ValueError that says what is allowed."""
+    backend = get_backend(backend_name)
+    x = np.zeros((1, 4, 6), np.float32)
+    weight_bias = (np.zeros((18, 6), np.float32), np.zeros(18, np.float32))
+    with pytest.raises(ValueError, match="scales must be 3 finite numbers"):
+        backend.project(backend.asarray(x), tuple(backend.asarray(a) for a in weight_bias), 3, 2, scales)
 
 
 @pytest.mark.parametrize("backend_name", RUNNABLE)

@@ -345,7 +345,7 @@ def test_feed_forward_blocks_keep_the_block_bounded_and_equal_transformers(check
 def test_projections_by_blocks_of_rows_equal_the_reference(monkeypatch):
     """NumbaBackend.project takes the product a block of rows at a time when (B, N, C) is above FFN_BLOCK_BYTES
     (made small here: 2 x 23 tokens x 48 features in blocks of 8, 8 and 7 rows): every block's bias and split land
-    in their own rows of the heads, equal to the reference's stacked product."""
+    in their own rows of the heads with its scale, equal to the reference's stacked product."""
     from refimpl.attention import project
     from refimpl.backends import numba as numba_backend
 
@@ -359,10 +359,12 @@ def test_projections_by_blocks_of_rows_equal_the_reference(monkeypatch):
     real_matmul = np.matmul
     monkeypatch.setattr(numba_backend.np, "matmul", lambda a, b, out: products.append(a.shape) or real_matmul(
         a, b, out=out))
-    got = numba_backend.NumbaBackend().project(x, weight_bias, 3, H)
+    got = numba_backend.NumbaBackend().project(x, weight_bias, 3, H, scales=(0.125, 1, 0.5))
     monkeypatch.setattr(numba_backend.np, "matmul", real_matmul)
     assert [rows for _, rows, _ in products] == [8, 8, 7] * 3
     want = project(x, weight_bias, 3, H, np)
+    want[0] *= np.float32(0.125)
+    want[2] *= np.float32(0.5)
     for name, a, b in zip("qkv", got, want, strict=True):
         assert a.shape == (B, H, N, C // H) and a.flags.c_contiguous
         assert_close(a, b, atol=ATOL, rtol=0, what=f"{name} by blocks")
