@@ -444,21 +444,26 @@ def _gelu_kernel(x, bias):
             tail[f] = _gelu1(tail[f] + tail_bias[f])
 
 
+SPLIT_ROWS = 16  # rows of the product per job of _split_heads
+
+
 @_jit(parallel=True, fastmath=_FMA)
 def _split_heads(y, bias, scale, out, start):
     """out[b, h, start:start + rows] = ((y + bias) * scale)[b, :, h D : (h + 1) D]: rows of a projection's product
     y (B, rows, C), its bias (C,) and scale into the heads out (B, H, N, D), from row `start` on. One job per
-    (b, h)."""
+    SPLIT_ROWS rows, which it reads once, row after row, into the H heads. (One job per head, each reading its D
+    columns of every row, took 2.3 ms more than the product alone at 4096 x 768, this 1.5.)"""
     B, H, N, D = out.shape
     rows = y.shape[1]
-    for job in prange(B * H):
-        b, h = job // H, job % H
-        column = h * D
-        head, head_bias = out[b, h], bias[column:column + D]
-        for i in range(rows):
-            y_row, out_row = y[b, i, column:column + D], head[start + i]
-            for d in range(D):
-                out_row[d] = (y_row[d] + head_bias[d]) * scale
+    blocks = -(-rows // SPLIT_ROWS)
+    for job in prange(B * blocks):
+        b, first = job // blocks, job % blocks * SPLIT_ROWS
+        for h in range(H):
+            head_bias = bias[h * D:(h + 1) * D]
+            for i in range(first, min(first + SPLIT_ROWS, rows)):
+                y_row, out_row = y[b, i, h * D:(h + 1) * D], out[b, h, start + i]
+                for d in range(D):
+                    out_row[d] = (y_row[d] + head_bias[d]) * scale
 
 
 @_jit(parallel=True, fastmath=_SUMS)
