@@ -74,6 +74,8 @@ import math
 import os
 import re
 import struct
+import sys
+import threading
 import warnings
 
 import numba
@@ -870,6 +872,34 @@ def _block_rows(n_rows, row_bytes):
     return max(1, -(-n_rows // blocks))
 
 
+REUSE_BYTES = (FFN_BLOCK_BYTES, 64 << 20)  # sizes of the arrays the backend keeps for its next call (_Reused)
+
+
+class _Reused(threading.local):
+    """The backend's largest arrays (q, k, v and the context), kept for its next call of the same shape.
+
+    glibc's malloc maps every block above its mmap ceiling (32 MiB at most) afresh and unmaps it when it is freed,
+    so at 16384 tokens each (N, C) array of every layer is ~50 MB of fresh pages, faulted in and zeroed on first
+    touch: ~20 ms of the attention layer's ~340 ms. Per thread, this keeps the last array made for each use when its
+    size lies in REUSE_BYTES, and hands it out again only when nobody else holds it: sys.getrefcount counts every
+    reference, and a view holds its base, so an array still in use anywhere is never written over. Arrays below the
+    ceiling are malloc's to reuse; those above the cap are made anew, so that at most 4 x 64 MiB stay with a thread.
+    """
+
+    def __init__(self):
+        self.arrays = {}
+
+    def empty(self, use, shape):
+        """An uninitialised float32 array of `shape` (the caller writes all of it)."""
+        if not REUSE_BYTES[0] < 4 * math.prod(shape) <= REUSE_BYTES[1]:
+            return np.empty(shape, np.float32)
+        a = self.arrays.get(use)
+        if a is not None and a.shape == shape and sys.getrefcount(a) == 3:  # self.arrays, a, getrefcount's argument
+            return a
+        a = self.arrays[use] = np.empty(shape, np.float32)
+        return a
+
+
 def _float32(a, name):
     """a as a C-contiguous float32 NumPy array; another dtype is a caller's bug, not something to convert."""
     a = np.asarray(a)
@@ -887,6 +917,7 @@ class NumbaBackend(NumpyBackend):
         self.openblas = quiet_openblas_threads()  # what was done to OpenBLAS's idle threads, one line per library
         self._pauses = _openmp_pauses()  # OpenMP runtimes loaded before this module (see _SPINNING_OPENMP)
         self.openmp = [f"{path}: loaded before the numba backend, paused after each kernel" for path, _ in self._pauses]
+        self._reused = _Reused()  # q, k, v and the context above malloc's mmap ceiling, for the next call
 
     def _parallel(self, kernel, *args):
         """kernel(*args), then a pause of every OpenMP runtime that would spin after it (see _SPINNING_OPENMP)."""
@@ -913,7 +944,7 @@ class NumbaBackend(NumpyBackend):
         n_global = np.ascontiguousarray(n_global, dtype=np.int64)  # (B,)
         S = w + 1 if autoregressive else 2 * w + 1
         # (B, N, H, D), returned as its (B, H, N, D) view: the model's merge of the heads into (B, N, C) is then free
-        context = np.empty((B, N, H, D), np.float32)
+        context = self._reused.empty("context", (B, N, H, D))
         probs = np.empty((B, H, N, G + S) if output_attentions else (0, 0, 0, 0), np.float32)  # (B, H, N, G+S)
         if set(dilations) == {1}:
             self._parallel(_sliding_window_attention, q, k, v, kind, global_index, n_global, w, bool(autoregressive),
@@ -996,7 +1027,7 @@ class NumbaBackend(NumpyBackend):
         heads = []
         for c, scale in enumerate(projection_scales(scales, count)):
             w, b = weight[c * C:(c + 1) * C].T, _float32(bias[c * C:(c + 1) * C], "bias")  # (C, C), (C,)
-            head = np.empty((B, H, N, C // H), np.float32)  # (B, H, N, D)
+            head = self._reused.empty(("project", count, c), (B, H, N, C // H))  # (B, H, N, D)
             for start in range(0, N, rows):
                 block = y[:, :min(rows, N - start)]  # (B, rows or fewer, C)
                 np.matmul(x[:, start:start + rows], w, out=block)

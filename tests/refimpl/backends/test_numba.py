@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -368,6 +369,49 @@ def test_projections_by_blocks_of_rows_equal_the_reference(monkeypatch):
     for name, a, b in zip("qkv", got, want, strict=True):
         assert a.shape == (B, H, N, C // H) and a.flags.c_contiguous
         assert_close(a, b, atol=ATOL, rtol=0, what=f"{name} by blocks")
+
+
+def test_large_arrays_are_reused_only_once_nobody_holds_them(monkeypatch):
+    """With every size in REUSE_BYTES (patched: these arrays are small), the backend's next call gets the memory of
+    its last context and heads back only after the caller let them go: a context still held is never written over,
+    and another thread gets arrays of its own. The numbers are those of fresh arrays."""
+    from refimpl.attention import global_slots
+    from refimpl.backends import numba as numba_backend
+
+    monkeypatch.setattr(numba_backend, "REUSE_BYTES", (0, 1 << 30))
+    rng = np.random.default_rng(5)
+    B, H, N, D, C = 1, 2, 40, 32, 64
+    x = rng.standard_normal((B, N, C), dtype=np.float32)
+    weight_bias = (rng.standard_normal((3 * C, C), dtype=np.float32), rng.standard_normal(3 * C, dtype=np.float32))
+    kind = np.ones((B, N), np.int8)
+    kind[0, 7] = 2
+    global_index, n_global = global_slots(kind)
+    backend = numba_backend.NumbaBackend()
+
+    def attend():
+        q, k, v = backend.project(x, weight_bias, 3, H, scales=(0.25, 1, 1))
+        return backend.sliding_window_attention(q, k, v, kind, global_index, n_global, 6, False)[0]
+
+    first = attend()
+    kept = first.copy()
+    second = attend()  # `first` is still held: new memory
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_array_equal(second, kept)
+    base = id(second.base)  # its id: a reference would hold it
+    del first, second
+    third = attend()  # nobody holds the last context: its memory again, with the same numbers
+    assert id(third.base) == base
+    np.testing.assert_array_equal(third, kept)
+    heads = backend.project(x, weight_bias, 3, H)
+    again = backend.project(x, weight_bias, 3, H)  # the first heads are held: none of their memory is reused
+    assert not any(np.shares_memory(a, b) for a in heads for b in again)
+    other = []
+    thread = threading.Thread(target=lambda: other.append(attend()))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(other[0], third)
+    np.testing.assert_array_equal(other[0], kept)
 
 
 # ---------------------------------------------------------------------------------------------------------------
