@@ -296,7 +296,7 @@ def _exp(x):
     1.2e-7. Arguments below -87 (where float32 turns subnormal) give exp(-87) ~ 1.6e-38 instead of a subnormal or
     0. Positive arguments give meaningless numbers (pass 2 replaces those it computes by 0)."""
     x = max(x, np.float32(-87.0))
-    n = (x * _LOG2E + _EXP_ROUND) - _EXP_ROUND  # round(x log2 e), the same n as _exp_row's
+    n = (x * _LOG2E + _EXP_ROUND) - _EXP_ROUND  # round(x log2 e)
     r = x - n * _LN2_HI - n * _LN2_LO
     p = _EXP_P[0]
     p = p * r + _EXP_P[1]
