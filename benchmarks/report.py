@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.measurement import THREADING_VARIABLES
 from benchmarks.methods import BASELINE
 
 TITLES = {"kernel": "The band kernel (passes 1-3: band and global columns, 12 heads of 64, W = 256)",
@@ -166,6 +167,9 @@ def results_section(meta: dict, tables: list[str], started: str, minutes: float)
         f"- Versions: numpy {meta.get('numpy')}, numba {meta.get('numba')} (threading layer "
         f"{meta.get('numba_threading_layer')}, {meta.get('numba_threads')} threads), torch {meta.get('torch')}, "
         f"transformers {meta.get('transformers')}.",
+        "- Threading and BLAS variables inherited from the environment (as a measuring process started): "
+        + (", ".join(f"{k}={v}" for k, v in sorted((meta.get("env") or {}).items()))
+           or f"none ({', '.join(v + '*' for v in THREADING_VARIABLES)})") + ".",
         f"- Set by the numba backend itself: {'; '.join(meta.get('numba_openblas') or ['nothing'])}.",
         "- Skipped: " + ("; ".join(f"{m} ({why})" for m, why in (meta.get("skipped") or {}).items()) or "nothing")
         + ".", "",

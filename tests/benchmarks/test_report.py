@@ -14,7 +14,7 @@ META = {"command": "longformer-lab bench", "repeats": 5, "machine": "x86_64, 2 c
                                   "threading_layer": "pthreads", "num_threads": 2, "filepath": "/x/libopenblas.so"}]},
         "numpy": "2.4", "numba": "0.68", "torch": "2.13", "transformers": "5.23", "numba_threads": 2,
         "numba_threading_layer": "omp", "numba_openblas": ["libopenblas.so: thread_timeout 268435456 -> 16 cycles"],
-        "skipped": {"cupy": "no GPU"}}
+        "skipped": {"cupy": "no GPU"}, "env": {"OPENBLAS_CORETYPE": "Haswell"}}
 
 
 def test_results_section_names_command_machine_and_blas():
@@ -22,8 +22,11 @@ def test_results_section_names_command_machine_and_blas():
     assert section.startswith(GENERATED_BEGIN) and section.endswith(GENERATED_END)
     for text in ("`longformer-lab bench`", "5 timed rounds", "took 11.2 min", "Some CPU", "SkylakeX, pthreads",
                  "libopenblas.so: openblas (0.3.31", "thread_timeout 268435456 -> 16 cycles", "cupy (no GPU)",
+                 "inherited from the environment (as a measuring process started): OPENBLAS_CORETYPE=Haswell.",
                  "### table one", "### table two"):
         assert text in section, text
+    assert "from the environment (as a measuring process started): none (OPENBLAS_*" in results_section(
+        {**META, "env": {}}, [], "now", 1.0)
 
 
 def test_update_results_replaces_only_its_part(tmp_path):
