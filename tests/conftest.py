@@ -3,6 +3,9 @@
 Every tolerance of the suite is stated once, here, and imported by the tests that use it (float32 throughout):
   - against transformers:            hidden states and logits 2e-5 absolute + 1e-4 relative, probabilities 2e-6
   - a backend against the reference:  hidden states, context, logits, losses 1e-5 absolute, probabilities 1e-6
+                                       absolute + 1e-5 relative (a score's last-bit error moves its probability
+                                       by that fraction: 1.1e-6 on a probability of 0.63, with NumPy's OpenBLAS
+                                       on its Haswell kernel)
   - half-precision (tensor-core) attention against the float32 reference: HALF_TOL per type
   - the converter against the source model (BERT, RoBERTa): SOURCE_ATOL
 """
@@ -17,7 +20,7 @@ import pytest
 HIDDEN_ATOL, HIDDEN_RTOL = 2e-5, 1e-4  # against transformers
 PROBS_ATOL = 2e-6
 BACKEND_ATOL = 1e-5  # a backend (numba, cupy float32, dense) against the NumPy reference, or the float64 oracle
-BACKEND_PROBS_ATOL = 1e-6
+BACKEND_PROBS_ATOL, BACKEND_PROBS_RTOL = 1e-6, 1e-5
 HALF_TOL = {"float16": dict(atol=3e-3, rtol=1e-2), "bfloat16": dict(atol=2e-2, rtol=5e-2)}
 SOURCE_ATOL = 1e-4  # a converted checkpoint against the BERT/RoBERTa model it came from
 
