@@ -25,9 +25,10 @@ What is different from the reference, and why:
     from L2, and 12 rows use each loaded vector 12 times instead of 4 (an earlier try of 8 x 32 tiles in pass 1
     alone gained nothing). 12 x 32 is the largest tile that keeps its sums, two operand vectors and a broadcast in
     the 32 vector registers, as long as LLVM does not unroll the tile's loop: it did for the AMD EPYC (Zen 5) and
-    spilled, so the loop says not to (the kernel 31.3 -> 18.9 ms at 4096 tokens there). Forcing 512-bit vectors on the loops (NUMBA_CPU_FEATURES with -prefer-256-bit) gave
-    54.5 ms against 53.3: not used. Head sizes that are not a multiple of 32 go through loops in pass 3, which read
-    V transposed; each job transposes the keys (and then the values) its queries see into its own buffers.
+    spilled, so the loop says not to (the kernel 31.3 -> 18.9 ms at 4096 tokens there). Forcing 512-bit vectors
+    on the loops (NUMBA_CPU_FEATURES with -prefer-256-bit) gave 54.5 ms against 53.3: not used. Head sizes that are
+    not a multiple of 32 go through loops in pass 3, which read V transposed; each job transposes the keys (and then
+    the values) its queries see into its own buffers.
   - Pass 2's max goes through LLVM's maxnum (`_max`), which LLVM vectorizes; Python's max compiled to compares
     and branches that it did not (510 ns a row of 513 scores, against 80; pass 2 took 24 ms of the kernel's 68 before).
     Its division is left to the end: the R x D context is scaled by 1 / the sum, not the G + 2W+1 probabilities.
