@@ -211,7 +211,8 @@ def _prefetch_for_writing(typingctx, addr):
 
 def _loop_not_unrolled(module):
     """Loop metadata (`!llvm.loop`) that tells LLVM not to unroll the loop whose back edge carries it: a new node
-    each time, referring to itself, as LLVM wants a loop's identity."""
+    each time, referring to itself, as LLVM wants a loop's identity. Made outside llvmlite's metadata cache and never
+    an operand of another node: its hash and == follow its operands, which contain itself."""
     disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
     loop_id = ir.values.MDValue(module, [disable], name=str(len(module.metadata)))
     loop_id.operands = (loop_id, disable)
